@@ -1,0 +1,534 @@
+"""The training loop and its command line: `python -m core.train --preset fast --dataset fashion-mnist`.
+
+The whole split sits in memory as one uint8 tensor; each batch is an index slice of a seeded permutation,
+augmented as a batch. Every epoch writes metrics, `last.pt` and (when validation improves) `best.pt`;
+the end evaluates the best weights on the official test set and stores every test probability.
+Runs under torchrun as well: each rank takes its shard of every batch, rank 0 alone writes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core import atomic, metrics, runs
+from core.augment import augment_batch
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
+from core.data import (
+    fold_indices,
+    get_dataset,
+    load_split,
+    mean_std,
+    normalise,
+    shuffled_batches,
+    to_unit_float,
+    train_val_indices,
+)
+from core.distributed import DistContext, setup_distributed
+from core.inference import autocast_context, predict_probs, resolve_device, uses_channels_last
+from core.models import count_parameters, create_model
+from core.presets import PRESETS, get_preset
+from core.slots import wait_for_slot
+
+STEP_EVENT_SECONDS = 0.25  # at most ~4 step events per second in metrics.jsonl
+STOP_CHECK_SECONDS = 0.2
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class StopRequested(RuntimeError):
+    """The user asked the run to stop."""
+
+
+def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Learning rate for optimiser step `step` (0-based) of `total_steps` under the configured schedule."""
+    progress = step / max(1, total_steps)
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "step":
+        steps_per_epoch = total_steps / config.epochs
+        return config.lr * config.step_gamma ** int(step / (steps_per_epoch * config.step_every))
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    warm = config.warmup  # onecycle: linear warm-up from lr/10 to lr, then linear decay to 0
+    if warm > 0 and progress < warm:
+        return config.lr * (0.1 + 0.9 * progress / warm)
+    return config.lr * max(0.0, (1 - progress) / (1 - warm))
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser; weight decay applies to weights, not to biases or batch-norm scales."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr)
+    if config.optimizer in ("momentum", "nesterov"):
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.optimizer == "nesterov")
+    betas = (config.momentum, 0.999)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
+
+
+@dataclass
+class Split:
+    """The data one run trains and validates on, already on the training device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+    mean: float
+    std: float
+
+
+def prepare_split(config: TrainConfig, device: torch.device) -> Split:
+    """Load the training split, cut train/validation by seed (or fold), and compute normalisation."""
+    images, labels = load_split(config.dataset, train=True)
+    if config.folds > 1:
+        train_idx, val_idx = fold_indices(len(images), config.folds, config.fold, config.seed)
+    else:
+        train_idx, val_idx = train_val_indices(len(images), config.val_fraction, config.seed)
+    if config.subset:
+        train_idx = train_idx[:config.subset]
+    mean, std = mean_std(images[train_idx])
+    return Split(images.to(device), labels.to(device), train_idx.to(device), val_idx.to(device), mean, std)
+
+
+@dataclass
+class Progress:
+    """Training state that survives a stop: saved in last.pt, restored on resume."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimiser steps taken in total
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    epochs_since_best: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Trainer:
+    """One run's training: model, optimiser, data and the writer of its run directory."""
+
+    def __init__(self, config: TrainConfig, writer: runs.RunWriter | None, dist: DistContext,
+                 progress_bar=None):
+        self.config, self.writer, self.dist, self.bar = config, writer, dist, progress_bar
+        self.device = dist.device or resolve_device(config.device)
+        self.spec = get_dataset(config.dataset)
+        self.split = prepare_split(config, self.device)
+        torch.manual_seed(config.seed)  # the same initial weights for the same seed
+        self.model = create_model(config.model, **config.model_kwargs).to(self.device)
+        self.channels_last = config.channels_last and uses_channels_last(self.model, self.device, config.precision)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = dist.wrap(self.model)
+        self.optimizer = build_optimizer(self.model, config)
+        self.state = Progress()
+        self.best_state: dict | None = None
+        self.steps_per_epoch = self._count_steps()
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self._last_event = self._last_stop_check = 0.0
+
+    def _count_steps(self) -> int:
+        n = len(self.split.train_idx)
+        steps = max(1, n // self.config.batch_size)
+        return min(steps, self.config.limit_batches) if self.config.limit_batches else steps
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_meta(self) -> dict:
+        return {"arch": self.config.model, "model_kwargs": self.config.model_kwargs,
+                "dataset": self.config.dataset, "class_names": list(self.spec.classes),
+                "mean": self.split.mean, "std": self.split.std, "config": self.config.to_dict()}
+
+    def save_last(self) -> None:
+        """Write last.pt: weights, optimiser and progress, enough to resume exactly."""
+        if self.writer:
+            save_checkpoint(self.writer.path / "last.pt", self.model, **self._checkpoint_meta(),
+                            optimizer=self.optimizer.state_dict(), progress=self.state.to_dict(),
+                            best_state=self.best_state)
+
+    def save_best(self) -> None:
+        if self.writer:
+            save_checkpoint(self.writer.path / "best.pt", self.model, **self._checkpoint_meta(),
+                            epoch=self.state.epoch, val_acc=self.state.best_val_acc)
+
+    def restore(self, path: Path) -> None:
+        """Continue from a last.pt written by save_last."""
+        payload = load_checkpoint(path)
+        self.model.load_state_dict({k: v.to(self.device) for k, v in payload["state_dict"].items()})
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = Progress(**payload["progress"])
+        self.best_state = payload.get("best_state")
+        # the split's normalisation is recomputed identically from the same seed; check it is unchanged
+        if abs(payload["mean"] - self.split.mean) > 1e-6:
+            raise RuntimeError("the data changed since this run started (normalisation differs)")
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def _log_step(self, epoch: int, loss: float, seen: int, epoch_start: float, session_start: float,
+                  steps_done_here: int) -> None:
+        now = time.time()
+        if now - self._last_event < STEP_EVENT_SECONDS:
+            return
+        self._last_event = now
+        images_per_sec = seen / max(1e-9, now - epoch_start)
+        step_seconds = (now - session_start) / max(1, steps_done_here)
+        eta = step_seconds * (self.total_steps - self.state.step)
+        event = {"type": "step", "epoch": epoch, "step": self.state.step, "loss": loss,
+                 "lr": self.optimizer.param_groups[0]["lr"], "images_per_sec": images_per_sec,
+                 "elapsed": self.state.train_seconds + (now - epoch_start), "eta": eta,
+                 "total_steps": self.total_steps}
+        if self.writer:
+            self.writer.log(event)
+        if self.bar:
+            self.bar(event)
+
+    def _check_stop(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_stop_check < STOP_CHECK_SECONDS and not self.dist.active:
+            return
+        self._last_stop_check = now
+        wanted = self.writer is not None and runs.stop_requested(self.writer.path)
+        if self.dist.any_rank(wanted):
+            raise StopRequested()
+
+    def train_epoch(self, epoch: int, session_start: float, steps_done_here: list) -> tuple[float, float]:
+        """One pass over the shuffled training indices; returns (mean loss, accuracy) on the batches seen."""
+        cfg, split = self.config, self.split
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: reproducible per epoch, also on resume
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        batches = shuffled_batches(split.train_idx.cpu(), cfg.batch_size, gen, self.dist.rank, self.dist.world_size)
+        batches = batches[:self.steps_per_epoch]
+        aug = cfg.augment()
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        epoch_start = time.time()
+        for idx in batches:
+            idx = idx.to(self.device)
+            x = to_unit_float(split.images[idx])
+            y = split.labels[idx]
+            if aug.active:
+                x = augment_batch(x, aug, gen)
+            x = normalise(x, split.mean, split.std)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            lr = lr_at(self.state.step, self.total_steps, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with autocast_context(self.device, cfg.precision):
+                logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            loss_value = loss.item()
+            if self.dist.any_rank(not math.isfinite(loss_value)):
+                raise Diverged(f"the training loss became {loss_value} at epoch {epoch}, step {self.state.step}")
+            self.optimizer.step()
+            self.state.step += 1
+            steps_done_here[0] += 1
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            self._log_step(epoch, loss_value, seen * self.dist.world_size, epoch_start, session_start,
+                           steps_done_here[0])
+            self._check_stop()
+        totals = self.dist.sum(torch.stack([loss_sum, correct.float(), torch.tensor(float(seen), device=self.device)]))
+        return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+    def validate(self) -> tuple[float | None, float | None, list | None]:
+        """(loss, accuracy, confusion matrix) on the validation indices; Nones without a validation split."""
+        if len(self.split.val_idx) == 0:
+            return None, None, None
+        probs = predict_probs(self.model, self.split.images[self.split.val_idx], self.split.mean, self.split.std,
+                              precision=self.config.precision, channels_last=self.channels_last)
+        labels = self.split.labels[self.split.val_idx].cpu()
+        loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), labels))
+        preds = probs.argmax(1).numpy()
+        confusion = metrics.confusion_matrix(labels.numpy(), preds, len(self.spec.classes))
+        return loss, float((preds == labels.numpy()).mean()), confusion.tolist()
+
+    # ---- the whole run -----------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train the remaining epochs; returns the final state ('completed' or raises Stop/Diverged)."""
+        cfg = self.config
+        session_start = time.time()
+        steps_done_here = [0]
+        if self.writer:
+            self.writer.log({"type": "start", "epoch": self.state.epoch, "total_epochs": cfg.epochs,
+                             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                             "train_size": len(self.split.train_idx), "val_size": len(self.split.val_idx),
+                             "device": str(self.device), "world_size": self.dist.world_size,
+                             "params": count_parameters(self.model)})
+        self._check_stop(force=True)
+        while self.state.epoch < cfg.epochs:
+            epoch = self.state.epoch + 1
+            started = time.time()
+            train_loss, train_acc = self.train_epoch(epoch, session_start, steps_done_here)
+            epoch_seconds = time.time() - started
+            val_loss, val_acc, confusion = self.validate()
+            self.state.epoch = epoch
+            self.state.train_seconds += epoch_seconds
+            score = val_acc if val_acc is not None else float(epoch)  # no validation: the latest is best
+            improved = score > self.state.best_val_acc
+            if improved:
+                self.state.best_val_acc, self.state.best_epoch, self.state.epochs_since_best = score, epoch, 0
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.state.epochs_since_best += 1
+            event = {"type": "epoch", "epoch": epoch, "step": self.state.step, "train_loss": train_loss,
+                     "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "val_confusion": confusion,
+                     "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
+                     "elapsed": self.state.train_seconds,
+                     "images_per_sec": self.steps_per_epoch * cfg.batch_size / max(1e-9, epoch_seconds)}
+            self.state.history.append({k: v for k, v in event.items() if k != "val_confusion"})
+            if self.writer:
+                self.writer.log(event)
+                if improved:
+                    self.save_best()
+                self.save_last()
+                self.writer.set_status("running", epoch=epoch)
+            if self.bar:
+                self.bar(event)
+            if cfg.patience and self.state.epochs_since_best >= cfg.patience:
+                if self.writer:
+                    self.writer.log({"type": "early_stop", "epoch": epoch,
+                                     "best_epoch": self.state.best_epoch})
+                break
+        return "completed"
+
+    def evaluate_test(self) -> dict:
+        """Score the best weights on the official test set; store probabilities and the summary."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        images, labels = load_split(self.config.dataset, train=False)
+        started = time.time()
+        probs = predict_probs(self.model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
+                              precision=self.config.precision, channels_last=self.channels_last)
+        preds = probs.argmax(1).numpy()
+        report = metrics.classification_report(labels.numpy(), preds, len(self.spec.classes),
+                                               list(self.spec.classes))
+        summary = {
+            "dataset": self.config.dataset, "model": self.config.model, "test_acc": report["accuracy"],
+            "macro_f1": report["macro"]["f1"], "params": count_parameters(self.model),
+            "train_seconds": round(self.state.train_seconds, 2), "epochs": self.state.epoch,
+            "best_epoch": self.state.best_epoch, "best_val_acc": self.state.best_val_acc
+            if len(self.split.val_idx) else None, "test_seconds": round(time.time() - started, 3),
+            "device": str(self.device), "world_size": self.dist.world_size,
+        }
+        if self.writer:
+            atomic.write_npz(self.writer.path / "test_outputs.npz", probs=probs.numpy().astype(np.float16),
+                             labels=labels.numpy().astype(np.uint8))
+            atomic.write_json(self.writer.path / "summary.json", summary)
+            self.writer.log({"type": "test", "epoch": self.state.epoch, "test_acc": summary["test_acc"],
+                             "macro_f1": summary["macro_f1"]})
+        return summary
+
+
+def run(config: TrainConfig, run_dir: Path | None, *, resume: bool = False, queue: bool = False,
+        progress_bar=None) -> tuple[str, dict | None]:
+    """Train `config` into `run_dir` (rank 0 writes; others pass None); returns (final state, summary)."""
+    dist = setup_distributed(config)
+    writer = runs.RunWriter(run_dir) if run_dir is not None and dist.is_main else None
+    if writer is None and dist.is_main and run_dir is None:
+        raise ValueError("rank 0 needs a run directory")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    slot = None
+    try:
+        if writer:
+            writer.start_heartbeat()
+            if queue:
+                slot = wait_for_slot(writer)
+                if slot is None:
+                    writer.log({"type": "end", "state": "stopped"})
+                    writer.set_status("stopped", error=None, hint="Stopped while queued; Resume starts it.")
+                    return "stopped", None
+            writer.set_status("running", started=time.time(), error=None, hint=None, queue_position=None,
+                              device=str(dist.device or resolve_device(config.device)))
+        trainer = Trainer(config, writer, dist, progress_bar)
+        if resume and run_dir is not None and (Path(run_dir) / "last.pt").is_file():
+            trainer.restore(Path(run_dir) / "last.pt")
+            if writer:
+                writer.truncate_metrics(trainer.state.epoch)
+                writer.log({"type": "resume", "epoch": trainer.state.epoch})
+        try:
+            trainer.fit()
+        except StopRequested:
+            summary = trainer.evaluate_test() if trainer.state.epoch and dist.is_main else None
+            if writer:
+                writer.log({"type": "end", "state": "stopped", "epoch": trainer.state.epoch})
+                writer.set_status("stopped", error=None,
+                                  hint=f"Stopped after {trainer.state.epoch} of {config.epochs} epochs; "
+                                       "Resume continues from the last completed epoch.")
+            return "stopped", summary
+        except Diverged as err:
+            if writer:
+                writer.log({"type": "end", "state": "diverged", "epoch": trainer.state.epoch})
+                writer.set_status("diverged", error=str(err),
+                                  hint=f"Lower the learning rate (it was {config.lr:g}; try {config.lr / 10:g}), "
+                                       "use a warm-up schedule such as onecycle, or a smaller batch.")
+            return "diverged", None
+        summary = trainer.evaluate_test() if dist.is_main else None
+        if writer:
+            writer.log({"type": "end", "state": "completed", "epoch": trainer.state.epoch})
+            writer.set_status("completed", error=None, hint=None)
+        return "completed", summary
+    except BaseException as err:
+        if writer:
+            message = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+            writer.set_status("failed", error=message, hint="See the error above; fix it and Resume or start anew.")
+        raise
+    finally:
+        if writer:
+            writer.stop_heartbeat()
+            runs.clear_stop_request(writer.path)
+        if slot is not None:
+            slot.close()
+        dist.close()
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core.train",
+        description="Train a model on MNIST or Fashion-MNIST into a run directory. The last line printed is "
+                    "the run directory. Every TrainConfig field is a flag; a --preset fills them first.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=tuple(PRESETS), help="start from a named preset: "
+                        + "; ".join(p.title for p in PRESETS.values()))
+    parser.add_argument("--name", help="run name (default: time-dataset-model)")
+    parser.add_argument("--runs-dir", type=Path, help="where to create the run (default: checkpoints/runs, "
+                        "or $MNIST_STUDIO_RUNS)")
+    parser.add_argument("--start", type=Path, metavar="RUN_DIR",
+                        help="train a run prepared by the app (its config.json is read; other flags are ignored)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue a stopped or interrupted run from its last.pt to its epoch count")
+    parser.add_argument("--queue", action="store_true",
+                        help="wait for a free training slot ($MNIST_STUDIO_MAX_CONCURRENT, default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config a command line asks for: preset (if any), then explicit flags; validated."""
+    overrides = overrides_from_args(args)
+    if args.preset:
+        dataset = overrides.pop("dataset", TrainConfig.dataset)
+        return get_preset(args.preset).config(dataset, **overrides)
+    return TrainConfig.from_dict(overrides)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (a line per epoch when stderr is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.tty = stream, stream.isatty()
+
+    def __call__(self, event: dict) -> None:
+        if event["type"] == "step" and self.tty:
+            done = event["step"] / max(1, event["total_steps"])
+            bar = "#" * int(30 * done)
+            self.stream.write(f"\r[{bar:<30}] {done:6.1%} epoch {event['epoch']} loss {event['loss']:.4f} "
+                              f"{event['images_per_sec']:,.0f} img/s ETA {event['eta']:.0f}s ")
+            self.stream.flush()
+        elif event["type"] == "epoch":
+            val = f" val_acc {event['val_acc']:.4f}" if event["val_acc"] is not None else ""
+            self.stream.write(("\r" if self.tty else "") + f"epoch {event['epoch']}: train_loss "
+                              f"{event['train_loss']:.4f} train_acc {event['train_acc']:.4f}{val} "
+                              f"({event['epoch_seconds']:.1f}s, {event['images_per_sec']:,.0f} img/s)\n")
+            self.stream.flush()
+
+
+def _fold_configs(config: TrainConfig) -> list[TrainConfig]:
+    if config.folds <= 1:
+        return [config]
+    return [TrainConfig.from_dict({**config.to_dict(), "fold": k}) for k in range(config.folds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    bar = None if args.quiet else ProgressBar()
+    try:
+        if args.resume or args.start:
+            run_dir = runs.resolve_run_path(args.resume or args.start)
+            config = TrainConfig.from_dict(runs.read_json(run_dir / "config.json") or {})
+            state, summary = run(config, run_dir, resume=bool(args.resume), queue=args.queue, progress_bar=bar)
+            return _report(run_dir, state, summary)
+        config = config_from_args(args)
+    except (ConfigError, ValueError, FileNotFoundError, runs.RunNameError) as err:
+        parser.error(str(err))
+    root = Path(args.runs_dir or runs.runs_root())
+    dist = setup_distributed(config)
+    dist_rank = dist.rank
+    if dist.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+    base = dist.broadcast_object(args.name or (runs.new_run_name(config.dataset, config.model, root)
+                                               if dist.is_main else None))
+    results = []
+    for fold_config in _fold_configs(config):
+        name = base if config.folds <= 1 else f"{base}-fold{fold_config.fold + 1}"
+        try:
+            run_dir = runs.run_dir_for(name, root)
+        except runs.RunNameError as err:
+            parser.error(str(err))
+        if dist_rank == 0:
+            runs.RunWriter.create(run_dir, fold_config.to_dict(), state="queued" if args.queue else "running")
+        dist.barrier()
+        state, summary = run(fold_config, run_dir, queue=args.queue, progress_bar=bar)
+        results.append((run_dir, state, summary))
+    if config.folds > 1 and dist_rank == 0:
+        _report_folds(results)
+    return _report(*results[-1])
+
+
+def _report_folds(results: list) -> None:
+    accs = [runs.read_json(d / "summary.json") or {} for d, _, _ in results]
+    vals = [s.get("best_val_acc") for s in accs if s.get("best_val_acc") is not None]
+    if vals:
+        mean, std = float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        cv = {"folds": len(vals), "val_accs": vals, "mean": mean, "std": std}
+        for run_dir, _, _ in results:
+            summary = runs.read_json(run_dir / "summary.json")
+            if summary is not None:
+                atomic.write_json(run_dir / "summary.json", {**summary, "cv": cv})
+        print(f"cross-validation: validation accuracy {mean:.4f} +- {std:.4f} over {len(vals)} folds",
+              file=sys.stderr)
+
+
+def _report(run_dir: Path, state: str, summary: dict | None) -> int:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if summary:
+        print(f"{state}: test accuracy {summary['test_acc']:.4f}, macro F1 {summary['macro_f1']:.4f}, "
+              f"{summary['train_seconds']:.1f}s training", file=sys.stderr)
+    else:
+        status = runs.read_json(Path(run_dir) / "status.json") or {}
+        print(f"{state}: {status.get('error') or status.get('hint') or ''}", file=sys.stderr)
+    print(run_dir)
+    return 0 if state in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

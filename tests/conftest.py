@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny dataset in real IDX files, an isolated run store, and the real-data switch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.idx import write_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_DATA = os.environ.get("MNIST_STUDIO_DATA")
+REQUIRE_REAL = os.environ.get("MNIST_STUDIO_REQUIRE_REAL") == "1"
+
+
+def require_or_skip(condition: bool, reason: str) -> None:
+    """Skip when `condition` fails, except in CI (MNIST_STUDIO_REQUIRE_REAL=1) where it is a failure."""
+    if not condition:
+        if REQUIRE_REAL:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """MNIST and Fashion-MNIST stand-ins: 600 train and 200 test synthetic images each, as IDX files."""
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root, "MNIST")
+    write_dataset(root, "FashionMNIST")
+    return root
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, tiny_data_root) -> Path:
+    """An empty user run store and the tiny data, through the same environment variables the app reads."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("MNIST_STUDIO_RUNS", str(runs))
+    monkeypatch.setenv("MNIST_STUDIO_DATA", str(tiny_data_root))
+    monkeypatch.setenv("MNIST_STUDIO_PRETRAINED", str(tmp_path / "pretrained"))
+    return runs
+
+
+@pytest.fixture
+def real_data_root() -> Path:
+    """The real datasets ($MNIST_STUDIO_DATA), or a skip (a failure in CI) when they are not there."""
+    from core.data import is_available
+
+    root = Path(REAL_DATA).resolve() if REAL_DATA else None
+    require_or_skip(root is not None and is_available("mnist", root) and is_available("fashion-mnist", root),
+                    "the real datasets are not under $MNIST_STUDIO_DATA")
+    return root
+
+
+def tiny_config(**overrides):
+    """A TrainConfig that trains in about a second on the tiny data."""
+    from core.config import TrainConfig
+
+    values = {"dataset": "mnist", "model": "cnn2", "epochs": 2, "batch_size": 64, "optimizer": "adam",
+              "lr": 3e-3, "schedule": "constant", "val_fraction": 0.2, "threads": 1, "precision": "fp32"}
+    return TrainConfig.from_dict({**values, **overrides})

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from core import data
+from core.augment import AugmentSpec, augment_batch
+
+
+def test_registry_names_classes_and_loader():
+    assert set(data.DATASETS) == {"mnist", "fashion-mnist"}
+    fashion = data.get_dataset("fashion-mnist")
+    assert fashion.classes[6] == "Shirt" and fashion.classes[0] == "T-shirt/top" and len(fashion.classes) == 10
+    assert fashion.folder == "FashionMNIST" and data.get_dataset("mnist").folder == "MNIST"
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist"):
+        data.get_dataset("cifar")
+
+
+def test_loads_idx_files_through_torchvision(tiny_data_root):
+    images, labels = data.load_split("mnist", train=True, root=tiny_data_root)
+    assert images.shape == (600, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (600,) and labels.dtype == torch.int64 and set(labels.tolist()) == set(range(10))
+    test_images, _ = data.load_split("fashion-mnist", train=False, root=tiny_data_root)
+    assert test_images.shape == (200, 28, 28)
+
+
+def test_missing_data_names_the_root_and_the_variable(tmp_path):
+    assert data.missing_files("mnist", tmp_path) and not data.is_available("mnist", tmp_path)
+    with pytest.raises(data.DataUnavailableError) as err:
+        data.load_split("mnist", train=True, root=tmp_path, download=False)
+    assert str(tmp_path) in str(err.value) and "MNIST_STUDIO_DATA" in str(err.value)
+
+
+def test_split_is_deterministic_disjoint_and_sized():
+    train_a, val_a = data.train_val_indices(1000, 0.2, seed=3)
+    train_b, val_b = data.train_val_indices(1000, 0.2, seed=3)
+    assert torch.equal(train_a, train_b) and torch.equal(val_a, val_b)
+    assert len(val_a) == 200 and len(train_a) == 800
+    assert not set(train_a.tolist()) & set(val_a.tolist())
+    _, val_c = data.train_val_indices(1000, 0.2, seed=4)
+    assert not torch.equal(val_a, val_c)
+
+
+def test_folds_cover_everything_once():
+    vals = [data.fold_indices(103, 5, k, seed=0)[1] for k in range(5)]
+    assert sorted(torch.cat(vals).tolist()) == list(range(103))
+
+
+def test_shuffled_batches_shard_exactly_the_global_batches():
+    idx = torch.arange(100)
+    single = data.shuffled_batches(idx, 20, torch.Generator().manual_seed(0))
+    shards = [data.shuffled_batches(idx, 20, torch.Generator().manual_seed(0), rank=r, world_size=2)
+              for r in range(2)]
+    assert len(single) == 5
+    for whole, a, b in zip(single, *shards, strict=True):
+        assert torch.equal(torch.cat([a, b]), whole)
+
+
+def test_mean_std_on_unit_scale():
+    images = torch.tensor([[[0, 255]]], dtype=torch.uint8)
+    mean, std = data.mean_std(images)
+    assert mean == pytest.approx(0.5) and std == pytest.approx(0.7071, abs=1e-3)
+
+
+def _one_square_batch():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 10:14, 4:8] = 1.0
+    return x
+
+
+def test_translate_shifts_each_image_but_keeps_the_ink():
+    x = _one_square_batch()
+    out = augment_batch(x, AugmentSpec(translate=3), torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # a 4x4 square 4 px from the edge stays inside
+    assert not all(torch.equal(o, x[0]) for o in out)
+
+
+def test_hflip_mirrors_about_half_the_batch():
+    x = _one_square_batch().repeat(8, 1, 1, 1)
+    out = augment_batch(x, AugmentSpec(hflip=True), torch.Generator().manual_seed(0))
+    flipped = sum(torch.equal(o, x[0].flip(2)) for o in out)
+    assert 16 <= flipped <= 48 and flipped + sum(torch.equal(o, x[0]) for o in out) == 64
+
+
+def test_augmentation_is_reproducible_and_in_range():
+    spec = AugmentSpec(translate=2, hflip=True, vflip=True, rotate=15, erase=0.5)
+    x = torch.rand(16, 1, 28, 28)
+    a = augment_batch(x, spec, torch.Generator().manual_seed(1))
+    b = augment_batch(x, spec, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, augment_batch(x, spec, torch.Generator().manual_seed(2)))
+
+
+def test_erase_blanks_a_rectangle():
+    x = torch.ones(4, 1, 28, 28)
+    out = augment_batch(x, AugmentSpec(erase=1.0), torch.Generator().manual_seed(0))
+    erased = (out == 0).sum((1, 2, 3))
+    assert (erased > 0).all() and (erased <= 0.25 * 28 * 28 + 28).all()
