@@ -59,3 +59,15 @@ def tiny_config(**overrides):
     values = {"dataset": "mnist", "model": "cnn2", "epochs": 2, "batch_size": 64, "optimizer": "adam",
               "lr": 3e-3, "schedule": "constant", "val_fraction": 0.2, "threads": 1, "precision": "fp32"}
     return TrainConfig.from_dict({**values, **overrides})
+
+
+def open_page(page: str, timeout: float = 60):
+    """An AppTest of the whole app (router included) switched to `page`, e.g. "pages/train.py", run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=timeout)
+    at.run()
+    if page != "pages/home.py":
+        at.switch_page(page)
+        at.run()
+    return at
