@@ -65,6 +65,8 @@ class TrainConfig:
     seed: int = _f(0, "random seed (data split, shuffling, augmentation, initialisation)", low=0, high=2**31 - 1)
     subset: int = _f(0, "train on only the first N training images (0 = all); for quick trials", low=0, high=10**7)
     limit_batches: int = _f(0, "stop each epoch after N batches (0 = all); for smoke tests", low=0, high=10**7)
+    monitor_test: bool = _f(False, "benchmarks only: also score the test set after each epoch (logged as "
+                                   "test_acc, never used for model selection, not counted as training time)")
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps", choices=DEVICES)
     precision: str = _f("auto", "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16 autocast",
                         choices=PRECISIONS)

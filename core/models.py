@@ -229,7 +229,7 @@ def fast(widths: tuple[int, int, int] | list[int] = (32, 64, 128), depth: int = 
     return FastNet(tuple(widths), depth)
 
 
-@register_model("fast_wide", "The fast net wider and deeper (64-128-256, two convs per stage): "
+@register_model("fast_wide", "The fast net wider and deeper (48-96-192, two convs per stage): "
                 "the 'best accuracy' preset's model.", "mnist-studio (airbench-style)")
-def fast_wide(widths: tuple[int, int, int] | list[int] = (64, 128, 256), depth: int = 2) -> nn.Module:
+def fast_wide(widths: tuple[int, int, int] | list[int] = (48, 96, 192), depth: int = 2) -> nn.Module:
     return FastNet(tuple(widths), depth)
