@@ -25,12 +25,17 @@ def max_concurrent() -> int:
         return 1
 
 
+def _queue_key(info: runs.RunInfo) -> tuple[float, str]:
+    """Queue order: when the run was queued (a resumed run queues anew), else when it was created."""
+    return float(info.status.get("queued_at") or info.created), info.name
+
+
 def queue_position(run_path: Path) -> int:
-    """How many live queued runs were created before this one (0 = next to start)."""
+    """How many live queued runs were queued before this one (0 = next to start)."""
     me = runs.read_run(run_path)
     ahead = 0
     for other in runs.scan(Path(run_path).parent):
-        if other.path != me.path and other.state == "queued" and (other.created, other.name) < (me.created, me.name):
+        if other.path != me.path and other.state == "queued" and _queue_key(other) < _queue_key(me):
             ahead += 1
     return ahead
 
@@ -54,6 +59,9 @@ def wait_for_slot(writer: runs.RunWriter, count: int | None = None, poll: float 
     count = count or max_concurrent()
     slot_dir = writer.path.parent / ".slots"
     slot_dir.mkdir(exist_ok=True)
+    status = runs.read_json(writer.path / "status.json") or {}
+    if status.get("state") != "queued" or not status.get("queued_at"):  # e.g. `--resume --queue` from a shell
+        writer.set_status("queued", queued_at=time.time())
     last_position = None
     while True:
         if runs.stop_requested(writer.path):

@@ -9,6 +9,7 @@ Runs under torchrun as well: each rank takes its shard of every batch, rank 0 al
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -34,7 +35,7 @@ from core.data import (
     to_unit_float,
     train_val_indices,
 )
-from core.distributed import DistContext, setup_distributed
+from core.distributed import DistContext, RankZeroError, setup_distributed
 from core.inference import autocast_context, predict_probs, resolve_device, uses_channels_last
 from core.models import count_parameters, create_model
 from core.presets import PRESETS, get_preset
@@ -134,6 +135,10 @@ class Trainer:
         self.device = dist.device or resolve_device(config.device)
         self.spec = get_dataset(config.dataset)
         self.split = prepare_split(config, self.device)
+        self.global_batch = min(config.batch_size, len(self.split.train_idx))  # all ranks' shards together
+        if dist.world_size > self.global_batch:
+            raise ValueError(f"a batch of {self.global_batch} images cannot be shared by {dist.world_size} "
+                             "processes: raise batch_size or start fewer processes")
         torch.manual_seed(config.seed)  # the same initial weights for the same seed
         self.model = create_model(config.model, **config.model_kwargs).to(self.device)
         self.channels_last = config.channels_last and uses_channels_last(self.model, self.device, config.precision)
@@ -170,9 +175,8 @@ class Trainer:
             save_checkpoint(self.writer.path / "best.pt", self.model, **self._checkpoint_meta(),
                             epoch=self.state.epoch, val_acc=self.state.best_val_acc)
 
-    def restore(self, path: Path) -> None:
-        """Continue from a last.pt written by save_last."""
-        payload = load_checkpoint(path)
+    def restore(self, payload: dict) -> None:
+        """Continue from a last.pt written by save_last (`payload` as load_checkpoint returns it)."""
         self.model.load_state_dict({k: v.to(self.device) for k, v in payload["state_dict"].items()})
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = Progress(**payload["progress"])
@@ -209,6 +213,18 @@ class Trainer:
         if self.dist.any_rank(wanted):
             raise StopRequested()
 
+    def _backward(self, loss: torch.Tensor, n: int) -> float:
+        """Backpropagate this rank's mean loss over its `n` images; returns the loss of the whole global batch.
+
+        DDP averages gradients over ranks, so each shard is weighted by its share of the global batch: the step
+        equals a single-process step on the whole batch even when the shards differ in size.
+        """
+        if not self.dist.active:
+            loss.backward()
+            return loss.item()
+        (loss * (n * self.dist.world_size / self.global_batch)).backward()
+        return float(self.dist.sum(loss.detach() * n)) / self.global_batch
+
     def train_epoch(self, epoch: int, session_start: float, steps_done_here: list) -> tuple[float, float]:
         """One pass over the shuffled training indices; returns (mean loss, accuracy) on the batches seen."""
         cfg, split = self.config, self.split
@@ -238,9 +254,8 @@ class Trainer:
                 logits = self.net(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            loss_value = loss.item()
-            if self.dist.any_rank(not math.isfinite(loss_value)):
+            loss_value = self._backward(loss, len(y))
+            if not math.isfinite(loss_value):  # the same global value on every rank: all of them stop here
                 raise Diverged(f"the training loss became {loss_value} at epoch {epoch}, step {self.state.step}")
             self.optimizer.step()
             self.state.step += 1
@@ -285,6 +300,7 @@ class Trainer:
             train_loss, train_acc = self.train_epoch(epoch, session_start, steps_done_here)
             epoch_seconds = time.time() - started
             val_loss, val_acc, confusion = self.validate()
+            monitored = self.monitor_test() if cfg.monitor_test else None
             self.state.epoch = epoch
             self.state.train_seconds += epoch_seconds
             score = val_acc if val_acc is not None else float(epoch)  # no validation: the latest is best
@@ -299,6 +315,8 @@ class Trainer:
                      "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
                      "elapsed": self.state.train_seconds,
                      "images_per_sec": self.steps_per_epoch * cfg.batch_size / max(1e-9, epoch_seconds)}
+            if monitored is not None:
+                event["test_acc"] = monitored
             self.state.history.append({k: v for k, v in event.items() if k != "val_confusion"})
             if self.writer:
                 self.writer.log(event)
@@ -308,12 +326,19 @@ class Trainer:
                 self.writer.set_status("running", epoch=epoch)
             if self.bar:
                 self.bar(event)
-            if cfg.patience and self.state.epochs_since_best >= cfg.patience:
+            if cfg.patience and self.dist.any_rank(self.state.epochs_since_best >= cfg.patience):
                 if self.writer:
                     self.writer.log({"type": "early_stop", "epoch": epoch,
                                      "best_epoch": self.state.best_epoch})
                 break
         return "completed"
+
+    def monitor_test(self) -> float:
+        """Test accuracy of the current weights, for benchmarks' time-to-accuracy curves only."""
+        images, labels = load_split(self.config.dataset, train=False)
+        probs = predict_probs(self.model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
+                              precision=self.config.precision, channels_last=self.channels_last)
+        return float((probs.argmax(1) == labels).float().mean())
 
     def evaluate_test(self) -> dict:
         """Score the best weights on the official test set; store probabilities and the summary."""
@@ -352,26 +377,33 @@ def run(config: TrainConfig, run_dir: Path | None, *, resume: bool = False, queu
         raise ValueError("rank 0 needs a run directory")
     if config.threads:
         torch.set_num_threads(config.threads)
-    slot = None
+    progress_bar = progress_bar if dist.is_main else None  # one progress bar per job, not one per rank
+    slot, failed = None, False
     try:
         if writer:
             writer.start_heartbeat()
-            if queue:
-                slot = wait_for_slot(writer)
-                if slot is None:
+        if queue:  # rank 0 waits for a slot; the other ranks wait for rank 0
+            slot = dist.wait_for_main(lambda: wait_for_slot(writer))
+            if dist.any_rank(dist.is_main and slot is None):
+                if writer:
                     writer.log({"type": "end", "state": "stopped"})
                     writer.set_status("stopped", error=None, hint="Stopped while queued; Resume starts it.")
-                    return "stopped", None
+                return "stopped", None
+        if writer:
             writer.set_status("running", started=time.time(), error=None, hint=None, queue_position=None,
-                              device=str(dist.device or resolve_device(config.device)))
+                              device=str(dist.device or resolve_device(config.device)), world_size=dist.world_size)
+        dist.local_main_first(lambda: load_split(config.dataset, train=True))  # one download per machine
         trainer = Trainer(config, writer, dist, progress_bar)
-        if resume and run_dir is not None and (Path(run_dir) / "last.pt").is_file():
-            trainer.restore(Path(run_dir) / "last.pt")
+        last = Path(run_dir) / "last.pt" if resume and run_dir is not None else None
+        payload = dist.from_main(lambda: load_checkpoint(last) if last and last.is_file() else None)
+        if payload is not None:  # rank 0 read it: on several machines only its host has the run directory
+            trainer.restore(payload)
             if writer:
                 writer.truncate_metrics(trainer.state.epoch)
                 writer.log({"type": "resume", "epoch": trainer.state.epoch})
         try:
             trainer.fit()
+            dist.dump_weights(trainer.model)  # tests only, when $MNIST_STUDIO_DUMP_WEIGHTS is set
         except StopRequested:
             summary = trainer.evaluate_test() if trainer.state.epoch and dist.is_main else None
             if writer:
@@ -393,6 +425,7 @@ def run(config: TrainConfig, run_dir: Path | None, *, resume: bool = False, queu
             writer.set_status("completed", error=None, hint=None)
         return "completed", summary
     except BaseException as err:
+        failed = True
         if writer:
             message = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
             writer.set_status("failed", error=message, hint="See the error above; fix it and Resume or start anew.")
@@ -403,7 +436,7 @@ def run(config: TrainConfig, run_dir: Path | None, *, resume: bool = False, queu
             runs.clear_stop_request(writer.path)
         if slot is not None:
             slot.close()
-        dist.close()
+        dist.close(clean=not failed)
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -419,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="run name (default: time-dataset-model)")
     parser.add_argument("--runs-dir", type=Path, help="where to create the run (default: checkpoints/runs, "
                         "or $MNIST_STUDIO_RUNS)")
-    parser.add_argument("--start", type=Path, metavar="RUN_DIR",
+    parser.add_argument("--start", "--start-run", dest="start", type=Path, metavar="RUN_DIR",  # torchrun
+                        # reads a bare --start as its own --start-method, hence the longer alias under it
                         help="train a run prepared by the app (its config.json is read; other flags are ignored)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
                         help="continue a stopped or interrupted run from its last.pt to its epoch count")
@@ -470,37 +504,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     bar = None if args.quiet else ProgressBar()
+    dist = setup_distributed()  # under torchrun: join the job once, for every run (and fold) below
+    clean = False
+    try:
+        code = _main(parser, args, bar, dist)
+        clean = True
+        return code
+    except RankZeroError:  # rank 0 failed at reading or creating the run, and reports it
+        return 2
+    finally:
+        dist.close(clean=clean)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, bar, dist: DistContext) -> int:
     try:
         if args.resume or args.start:
-            run_dir = runs.resolve_run_path(args.resume or args.start)
-            config = TrainConfig.from_dict(runs.read_json(run_dir / "config.json") or {})
+            def read_run_config():  # on rank 0: on several machines only its host has the run directory
+                run_dir = runs.resolve_run_path(args.resume or args.start)
+                return run_dir, TrainConfig.from_dict(runs.read_json(run_dir / "config.json") or {})
+            run_dir, config = dist.from_main(read_run_config)
             state, summary = run(config, run_dir, resume=bool(args.resume), queue=args.queue, progress_bar=bar)
             return _report(run_dir, state, summary)
         config = config_from_args(args)
     except (ConfigError, ValueError, FileNotFoundError, runs.RunNameError) as err:
         parser.error(str(err))
     root = Path(args.runs_dir or runs.runs_root())
-    dist = setup_distributed(config)
-    dist_rank = dist.rank
-    if dist.is_main:
+
+    def new_name():
         root.mkdir(parents=True, exist_ok=True)
-    base = dist.broadcast_object(args.name or (runs.new_run_name(config.dataset, config.model, root)
-                                               if dist.is_main else None))
+        return args.name or runs.new_run_name(config.dataset, config.model, root)
+    base = dist.from_main(new_name)  # rank 0 names the run (its clock, its runs folder)
     results = []
     for fold_config in _fold_configs(config):
         name = base if config.folds <= 1 else f"{base}-fold{fold_config.fold + 1}"
         try:
             run_dir = runs.run_dir_for(name, root)
-        except runs.RunNameError as err:
+            dist.from_main(functools.partial(_create_run, run_dir, fold_config, args.queue))
+        except (runs.RunNameError, FileExistsError) as err:
             parser.error(str(err))
-        if dist_rank == 0:
-            runs.RunWriter.create(run_dir, fold_config.to_dict(), state="queued" if args.queue else "running")
-        dist.barrier()
         state, summary = run(fold_config, run_dir, queue=args.queue, progress_bar=bar)
         results.append((run_dir, state, summary))
-    if config.folds > 1 and dist_rank == 0:
+    if config.folds > 1 and dist.is_main:
         _report_folds(results)
     return _report(*results[-1])
+
+
+def _create_run(run_dir: Path, config: TrainConfig, queue: bool) -> None:
+    runs.RunWriter.create(run_dir, config.to_dict(), state="queued" if queue else "running")
 
 
 def _report_folds(results: list) -> None:
