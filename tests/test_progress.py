@@ -1,0 +1,162 @@
+import json
+import os
+
+import pytest
+
+from core import progress, runs
+from core.train import run
+from tests.conftest import tiny_config
+
+
+def _events():
+    """A run's events as core.train writes them: two epochs of three steps, a test score, the end."""
+    return [
+        {"type": "start", "time": 100.0, "epoch": 0, "total_epochs": 2, "steps_per_epoch": 3, "total_steps": 6},
+        {"type": "step", "time": 101.0, "epoch": 1, "step": 1, "loss": 2.0, "images_per_sec": 500.0, "eta": 50.0,
+         "elapsed": 1.0, "total_steps": 6},
+        {"type": "step", "time": 102.0, "epoch": 1, "step": 3, "loss": 1.0, "images_per_sec": 600.0, "eta": 30.0,
+         "elapsed": 2.0, "total_steps": 6},
+        {"type": "epoch", "time": 103.0, "epoch": 1, "step": 3, "train_loss": 1.5, "train_acc": 0.5,
+         "val_loss": 1.2, "val_acc": 0.6, "epoch_seconds": 3.0, "elapsed": 3.0, "images_per_sec": 700.0},
+        {"type": "step", "time": 104.0, "epoch": 2, "step": 5, "loss": 0.5, "images_per_sec": 800.0, "eta": 10.0,
+         "elapsed": 4.0, "total_steps": 6},
+    ]
+
+
+def test_summarize_reports_where_a_running_run_stands():
+    p = progress.summarize(_events())
+    assert (p.epoch, p.epochs_done, p.total_epochs, p.step, p.total_steps) == (2, 1, 2, 5, 6)
+    assert p.fraction == pytest.approx(5 / 6)
+    assert p.images_per_sec == 800.0 and p.eta == 10.0 and p.elapsed == 4.0 and p.updated == 104.0
+    assert p.eta_now(now=107.0) == 7.0 and p.eta_now(now=500.0) == 0.0
+    assert p.loss_steps == [1, 3, 5] and p.loss == [2.0, 1.0, 0.5]
+    assert [(r.epoch, r.train_loss, r.val_acc) for r in p.epochs] == [(1, 1.5, 0.6)]
+    assert p.best_val_acc == 0.6 and p.test_acc is None and p.end_state is None
+
+
+def test_a_completed_run_is_whole_even_when_it_stopped_early():
+    events = _events() + [
+        {"type": "epoch", "epoch": 2, "step": 5, "train_loss": 0.7, "train_acc": 0.8, "val_loss": 0.9,
+         "val_acc": 0.55},
+        {"type": "early_stop", "epoch": 2, "best_epoch": 1},
+        {"type": "test", "epoch": 2, "test_acc": 0.61},
+        {"type": "end", "state": "completed", "epoch": 2},
+    ]
+    p = progress.summarize(events)
+    assert p.fraction == 1.0 and p.early_stopped and p.end_state == "completed" and p.eta is None
+    assert p.best_val_acc == 0.6 and p.test_acc == 0.61 and p.epochs_done == 2
+
+
+def test_missing_partial_and_junk_events_are_skipped():
+    events = [
+        "not a dict", {"type": "step"}, {"type": "step", "step": "x"}, {"type": "epoch"},
+        {"type": "step", "step": 4, "loss": None, "eta": float("nan")},
+        {"type": "step", "step": 2, "loss": True},
+        {"type": "epoch", "epoch": 1, "train_loss": "bad", "val_acc": None},
+        {"type": "end", "state": 7},
+        {"type": "mystery", "step": 99},
+    ]
+    p = progress.summarize(events, {"epochs": 9})
+    assert p.step == 2 and p.loss == [] and p.eta is None and p.total_epochs == 9 and p.total_steps is None
+    assert p.fraction == 0.0 and p.best_val_acc is None and p.end_state is None
+    assert [(r.epoch, r.train_loss, r.val_acc) for r in p.epochs] == [(1, None, None)]
+    empty = progress.summarize([])
+    assert not empty.has_data and empty.fraction == 0.0 and empty.eta_now() is None
+
+
+def test_resume_drops_the_epochs_after_the_resumed_one_and_later_steps_win():
+    events = _events() + [
+        {"type": "epoch", "epoch": 2, "step": 6, "train_loss": 9.0, "val_acc": 0.1},
+        {"type": "resume", "epoch": 1},
+        {"type": "start", "epoch": 1, "total_epochs": 3, "total_steps": 9},
+        {"type": "step", "epoch": 2, "step": 5, "loss": 0.25},
+    ]
+    p = progress.summarize(events)
+    assert [r.epoch for r in p.epochs] == [1] and p.total_epochs == 3 and p.total_steps == 9
+    assert dict(zip(p.loss_steps, p.loss, strict=True)) == {1: 2.0, 3: 1.0, 5: 0.25}
+
+
+def test_ema_is_bias_corrected_and_follows_a_constant():
+    assert progress.ema([]) == []
+    assert progress.ema([4.0, 4.0, 4.0]) == pytest.approx([4.0, 4.0, 4.0])
+    smooth = progress.ema([1.0, 0.0], smoothing=0.5)
+    assert smooth == pytest.approx([1.0, 1 / 3])  # (0.25) / (1 - 0.25)
+    assert progress.ema([3.0, 1.0], smoothing=0.0) == [3.0, 1.0]
+
+
+def test_thin_keeps_first_and_last_and_at_most_the_limit():
+    assert progress.thin(5, 10) == [0, 1, 2, 3, 4]
+    kept = progress.thin(10_001, 600)
+    assert kept[0] == 0 and kept[-1] == 10_000 and len(kept) <= 600 and kept == sorted(set(kept))
+    p = progress.LiveProgress(loss_steps=list(range(1000)), loss=[1.0] * 1000, loss_smooth=[1.0] * 1000)
+    steps, raw, smooth = p.loss_series(max_points=50)
+    assert len(steps) == len(raw) == len(smooth) <= 50 and steps[-1] == 999
+
+
+def test_metrics_tail_reads_only_new_complete_lines_and_restarts_on_rewrite(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = progress.MetricsTail(tmp_path)
+    assert tail.read() == []  # no file yet
+    path.write_text(json.dumps({"type": "start"}) + "\n" + '{"type": "step", "st')
+    assert [e["type"] for e in tail.read()] == ["start"]  # the half-written line waits
+    with open(path, "a") as f:
+        f.write('ep": 1}\nnot json\n[1]\n')
+    assert [e.get("step") for e in tail.read()] == [None, 1] and tail.bad_lines == 2
+    events = tail.read()
+    assert len(events) == 2  # nothing new: nothing re-read
+    tmp = tmp_path / "new.jsonl"
+    tmp.write_text(json.dumps({"type": "resume", "epoch": 1}) + "\n")
+    os.replace(tmp, path)  # resume rewrites the file atomically
+    assert [e["type"] for e in tail.read()] == ["resume"]
+    path.unlink()
+    assert tail.read() == []
+
+
+def test_the_tail_of_a_real_run_matches_the_store_reader(store):
+    path = store / "r"
+    config = tiny_config(epochs=2)
+    runs.RunWriter.create(path, config.to_dict(), state="running")
+    run(config, path)
+    events, bad = runs.read_metrics(path)
+    assert progress.MetricsTail(path).read() == events and bad == 0
+    p = progress.summarize(events, config.to_dict())
+    assert p.end_state == "completed" and p.epochs_done == 2 and p.fraction == 1.0
+    assert p.test_acc == runs.read_run(path).summary["test_acc"] and p.loss and len(p.loss_smooth) == len(p.loss)
+
+
+def test_texts_for_durations_ordinals_and_queue_places():
+    assert [progress.format_duration(s) for s in (None, -1, 0, 45.4, 185, 7380)] == ["", "", "0s", "45s",
+                                                                                     "3m 05s", "2h 03m"]
+    assert [progress.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 102)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "102nd"]
+    assert progress.status_text({"state": "queued", "queue_position": 1}) == "queued (2nd in line)"
+    assert progress.status_text({"state": "queued"}) == "queued"
+    assert progress.status_text({"state": "running", "epoch": 3, "queue_position": None}) == "running"
+    assert progress.status_text({}) == "failed"
+    assert "2nd in line (1 run ahead)" in progress.queue_text({"queue_position": 1, "max_concurrent": 1}, 4)
+    assert "at most 1 run train" in progress.queue_text({"queue_position": 0, "max_concurrent": 1}, 4)
+    assert "starting" in progress.queue_text({}, 1)
+
+
+def test_run_rows_list_every_run_with_its_numbers(store):
+    done, queued = store / "done", store / "queued"
+    runs.RunWriter.create(done, tiny_config(epochs=2).to_dict(), state="running")
+    run(tiny_config(epochs=2), done)
+    runs.RunWriter.create(queued, tiny_config(epochs=7, dataset="fashion-mnist").to_dict(), state="queued")
+    runs.RunWriter(queued).set_status("queued", queue_position=0)
+    rows = progress.run_rows(runs.list_runs(include_pretrained=False))
+    assert [r["run"] for r in rows] == ["queued", "done"]  # newest first
+    summary = runs.read_run(done).summary
+    assert rows[1]["status"] == "completed" and rows[1]["epochs"] == "2/2"
+    assert rows[1]["test acc"] == summary["test_acc"] and rows[1]["best val acc"] == summary["best_val_acc"]
+    assert rows[1]["duration"] == progress.format_duration(summary["train_seconds"])
+    assert rows[0] | {"started": None} == {"run": "queued", "dataset": "fashion-mnist", "model": "cnn2",
+                                          "status": "queued (1st in line)", "epochs": "0/7", "best val acc": None,
+                                          "test acc": None, "duration": "", "started": None}
+
+
+def test_run_duration_counts_wall_time_until_finished():
+    assert progress.run_duration({"state": "running", "started": 100.0}, None, now=160.0) == 60.0
+    assert progress.run_duration({"state": "stopped", "started": 100.0, "finished": 130.0}, None, now=999) == 30.0
+    assert progress.run_duration({"state": "completed"}, {"train_seconds": 12.5}) == 12.5
+    assert progress.run_duration({"state": "queued"}, None) is None
