@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.idx import write_dataset
+
+torch.set_num_threads(1)  # tiny test models gain nothing from threads, and the suite shares 2 cores
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = os.environ.get("MNIST_STUDIO_DATA")
@@ -50,6 +53,33 @@ def real_data_root() -> Path:
     require_or_skip(root is not None and is_available("mnist", root) and is_available("fashion-mnist", root),
                     "the real datasets are not under $MNIST_STUDIO_DATA")
     return root
+
+
+@pytest.fixture(scope="session")
+def mnist_pretrained(tmp_path_factory, tiny_data_root) -> tuple[Path, bool]:
+    """A pretrained-runs folder holding one finished MNIST run `mnist-fast`, and whether it knows real digits.
+
+    The shipped checkpoints/pretrained/mnist-fast when present; else the fast net trained one epoch on
+    12,000 real MNIST images (when $MNIST_STUDIO_DATA has them); else on the tiny synthetic data.
+    """
+    import shutil
+
+    from core import runs, train
+    from core.data import is_available
+    from core.presets import get_preset
+
+    root = tmp_path_factory.mktemp("pretrained")
+    shipped = REPO / "checkpoints" / "pretrained" / "mnist-fast"
+    if (shipped / "best.pt").is_file() and (shipped / "config.json").is_file():
+        shutil.copytree(shipped, root / "mnist-fast")
+        return root, True
+    real = bool(REAL_DATA) and is_available("mnist", Path(REAL_DATA))
+    config = get_preset("fast").config("mnist", subset=12000, threads=1) if real else tiny_config(model="fast")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNIST_STUDIO_DATA", str(Path(REAL_DATA).resolve() if real else tiny_data_root))
+        runs.RunWriter.create(root / "mnist-fast", config.to_dict(), state="running")
+        train.run(config, root / "mnist-fast")
+    return root, real
 
 
 def tiny_config(**overrides):

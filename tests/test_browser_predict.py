@@ -1,0 +1,48 @@
+"""Real browser: draw a 7 on the Predict page's canvas with mouse strokes, see the prediction, clear it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import chromium_page, streamlit_server
+
+pytestmark = pytest.mark.browser
+
+
+def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 12) -> None:
+    """One mouse stroke through `points` (canvas pixels), as a person would draw it."""
+    x0, y0 = origin["x"], origin["y"]
+    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+        for i in range(1, steps + 1):
+            page.mouse.move(x0 + ax + (bx - ax) * i / steps, y0 + ay + (by - ay) * i / steps)
+    page.mouse.up()
+
+
+def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
+    root, real = mnist_pretrained
+    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
+    with streamlit_server(env) as url, chromium_page() as page:
+        page.goto(f"{url}/predict")
+        page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
+        canvas = page.locator("canvas.upper-canvas").first  # Fabric's drawing layer
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        assert box and box["width"] >= 200 and box["height"] >= 200
+        # A small 7 in the top-left corner: the page must centre and scale it as MNIST did.
+        stroke(page, box, [(40, 40), (120, 40), (70, 150)])
+        page.get_by_text("What the model sees").wait_for(timeout=60_000)
+        value = page.get_by_test_id("stMetricValue").first
+        value.wait_for()
+        if real:
+            assert value.inner_text().strip() == "7"
+        else:
+            assert value.inner_text().strip() in [str(d) for d in range(10)]
+        page.get_by_text("Robustness probe").wait_for()
+        assert page.get_by_text("Draw a digit on the canvas").count() == 0
+        # The canvas toolbar's bin clears the drawing; an empty canvas is not predicted.
+        canvas.hover()
+        page.get_by_role("button", name="Reset canvas & history").click()
+        page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
+        assert page.get_by_test_id("stMetricValue").count() == 0
