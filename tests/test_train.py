@@ -124,3 +124,18 @@ def test_cli_refuses_bad_values_with_a_message(store, flags, message):
 def test_help_explains_every_flag():
     out = subprocess.run([sys.executable, "-m", "core.train", "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and "--label-smoothing" in out.stdout and "--preset" in out.stdout
+
+
+@pytest.mark.slow
+def test_the_fast_net_reaches_98_5_percent_on_real_mnist_in_one_epoch(store, real_data_root, monkeypatch):
+    """The core engine's acceptance check: `python -m core.train --dataset mnist --model fast --epochs 1`."""
+    monkeypatch.setenv("MNIST_STUDIO_DATA", str(real_data_root))
+    out = subprocess.run([sys.executable, "-m", "core.train", "--dataset", "mnist", "--model", "fast", "--epochs", "1",
+                          "--name", "acceptance", "--quiet"], cwd=REPO, env={**__import__("os").environ},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str(store / "acceptance")
+    summary = json.loads((store / "acceptance" / "summary.json").read_text())
+    probs = np.load(store / "acceptance" / "test_outputs.npz")
+    assert probs["probs"].shape == (10_000, 10)
+    assert summary["epochs"] == 1 and summary["test_acc"] >= 0.985, summary
