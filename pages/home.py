@@ -28,6 +28,6 @@ with col3:
 rows = run_table_rows()
 st.subheader("Models available now")
 if rows:
-    st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.dataframe(rows, hide_index=True, width="stretch")
 else:
     st.info("No models yet: train one on the Train page.")
