@@ -305,11 +305,11 @@ class Trainer:
             self.state.train_seconds += epoch_seconds
             score = val_acc if val_acc is not None else float(epoch)  # no validation: the latest is best
             improved = score > self.state.best_val_acc
-            if improved:
-                self.state.best_val_acc, self.state.best_epoch, self.state.epochs_since_best = score, epoch, 0
+            new_best = improved or score == self.state.best_val_acc  # a tie keeps the later, lower-lr weights
+            if new_best:
+                self.state.best_val_acc, self.state.best_epoch = score, epoch
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            else:
-                self.state.epochs_since_best += 1
+            self.state.epochs_since_best = 0 if improved else self.state.epochs_since_best + 1
             event = {"type": "epoch", "epoch": epoch, "step": self.state.step, "train_loss": train_loss,
                      "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "val_confusion": confusion,
                      "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
@@ -320,7 +320,7 @@ class Trainer:
             self.state.history.append({k: v for k, v in event.items() if k != "val_confusion"})
             if self.writer:
                 self.writer.log(event)
-                if improved:
+                if new_best:
                     self.save_best()
                 self.save_last()
                 self.writer.set_status("running", epoch=epoch)
