@@ -125,9 +125,12 @@ def report(dataset: str, reference: list, results: dict) -> list[str]:
         lines.append(f"| {threshold:.1%} | {cells} | {', '.join(ratios)} |")
     for n in names[1:]:
         t_ours, acc_ours = curves[n][-1]
-        lines.append(f"\nAt {n}'s {t_ours:.0f}s of training: {n} {acc_ours:.2%}, reference "
-                     f"{(accuracy_at(reference, t_ours) or 0):.2%} (reference's own {len(reference)} epochs: "
-                     f"{reference[-1][1]:.2%} after {reference[-1][0]:.0f}s).")
+        ref_acc = accuracy_at(reference, t_ours)
+        ref_text = (f"{ref_acc:.2%}" if ref_acc is not None
+                    else f"no epoch finished yet (its first took {reference[0][0]:.0f}s)")
+        lines.append(f"\nAt {n}'s {t_ours:.0f}s of training: {n} {acc_ours:.2%}, reference {ref_text} "
+                     f"(reference's own {len(reference)} epochs: {reference[-1][1]:.2%} "
+                     f"after {reference[-1][0]:.0f}s).")
     return lines
 
 
