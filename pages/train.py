@@ -227,6 +227,7 @@ def status_block(info: runs.RunInfo, p: progress.LiveProgress) -> str:
 
 
 def read_progress(path: Path) -> tuple[runs.RunInfo, progress.LiveProgress]:
+    """A run's files and its progress so far (read incrementally, per session)."""
     info = runs.read_run(path)
     return info, progress.summarize(metrics_tail(path).read(), info.config)
 
