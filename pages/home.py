@@ -28,6 +28,11 @@ with col3:
 rows = run_table_rows()
 st.subheader("Models available now")
 if rows:
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "macro F1": st.column_config.NumberColumn(format="%.4f"),
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "training s": st.column_config.NumberColumn(format="%.0f"),
+    })
 else:
     st.info("No models yet: train one on the Train page.")
