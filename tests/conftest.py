@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,18 @@ def mnist_pretrained(tmp_path_factory, tiny_data_root) -> tuple[Path, bool]:
         runs.RunWriter.create(root / "mnist-fast", config.to_dict(), state="running")
         train.run(config, root / "mnist-fast")
     return root, real
+
+
+def wait_for(what: str, predicate, timeout: float = 120.0, poll: float = 0.05):
+    """predicate()'s first truthy value, polled until `timeout` seconds (a child imports torch first: seconds
+    on a busy 2-core machine); an AssertionError naming `what` after that."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tiny_config(**overrides):

@@ -11,17 +11,7 @@ import torch
 
 from core import runs
 from core.checkpoint import load_checkpoint
-from tests.conftest import REPO
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import REPO, wait_for
 
 
 def _epochs_done(path):
@@ -34,16 +24,16 @@ def test_sigkill_mid_epoch_shows_interrupted_keeps_last_and_resumes_to_the_same_
     proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     path = store / "victim"
     try:
-        _wait_for(lambda: len(_epochs_done(path)) >= 2, 120, "two finished epochs")
+        wait_for("two finished epochs", lambda: len(_epochs_done(path)) >= 2, 120)
         steps_before = len(runs.read_metrics(path)[0])
-        _wait_for(lambda: len(runs.read_metrics(path)[0]) > steps_before, 30, "a step of the next epoch")
+        wait_for("a step of the next epoch", lambda: len(runs.read_metrics(path)[0]) > steps_before, 30)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
     killed_at = time.time()
-    info = _wait_for(lambda: (r := runs.read_run(path)).state == "failed" and r, 10, "the run to show as failed")
+    info = wait_for("the run to show as failed", lambda: (r := runs.read_run(path)).state == "failed" and r, 10)
     assert time.time() - killed_at < 10
     assert "interrupted" in info.status["error"]
     done = len(_epochs_done(path))

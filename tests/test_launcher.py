@@ -3,26 +3,13 @@
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from core import launcher, runs
 from core.config import ConfigError
-from tests.conftest import tiny_config
-
-TIMEOUT = 120.0  # a child imports torch first: seconds on a busy 2-core machine
-
-
-def wait_for(what, predicate, timeout=TIMEOUT):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import tiny_config, wait_for
 
 
 def state(path: Path) -> str:
