@@ -247,8 +247,8 @@ def show_run(path: Path) -> None:
 
 # A training run and the browser share the machine, so the live view redraws as little as it can: the status
 # line and progress bar (epoch, step, images/s, ETA) every second; the numbers and the three charts, the costly
-# part to draw, every LIVE_CHART_SECONDS. Measured by bench/page_overhead.py: everything redrawn every second
-# slowed training on 2 cores by about 19%.
+# part to draw, every LIVE_CHART_SECONDS. bench/page_overhead.py measures what watching costs training; with
+# everything redrawn every second it measured about 19% on 2 cores (13% with this split).
 LIVE_CHART_SECONDS = 2
 
 
