@@ -52,6 +52,8 @@ class TrainConfig:
     step_every: int = _f(10, "step schedule: epochs between decays", low=1, high=1000)
     step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", low=0.0, low_open=True, high=1.0)
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy target", low=0.0, high=0.5)
+    ema: float = _f(0.0, "weight averaging: validate, keep and test a moving average of the weights with this "
+                          "decay per step (0 = off; 0.99 averages over about the last 100 steps)", low=0.0, high=0.9999)
     translate: int = _f(0, "augmentation: max random shift in pixels (0 = off)", low=0, high=8)
     hflip: bool = _f(False, "augmentation: random left-right flip (clothes, not digits)")
     vflip: bool = _f(False, "augmentation: random top-bottom flip")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from core import atomic, metrics, runs
 from core.augment import augment_batch
+from core.averaging import WeightAverage
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
 from core.data import (
@@ -146,6 +147,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = dist.wrap(self.model)
         self.optimizer = build_optimizer(self.model, config)
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.state = Progress()
         self.best_state: dict | None = None
         self.steps_per_epoch = self._count_steps()
@@ -156,6 +158,11 @@ class Trainer:
         n = len(self.split.train_idx)
         steps = max(1, n // self.config.batch_size)
         return min(steps, self.config.limit_batches) if self.config.limit_batches else steps
+
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """The weights that are validated, kept as best and tested: the moving average when there is one."""
+        return self.average.module if self.average else self.model
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _checkpoint_meta(self) -> dict:
@@ -168,11 +175,12 @@ class Trainer:
         if self.writer:
             save_checkpoint(self.writer.path / "last.pt", self.model, **self._checkpoint_meta(),
                             optimizer=self.optimizer.state_dict(), progress=self.state.to_dict(),
-                            best_state=self.best_state)
+                            best_state=self.best_state,
+                            average=self.average.state_dict() if self.average else None)
 
     def save_best(self) -> None:
         if self.writer:
-            save_checkpoint(self.writer.path / "best.pt", self.model, **self._checkpoint_meta(),
+            save_checkpoint(self.writer.path / "best.pt", self.scored_model, **self._checkpoint_meta(),
                             epoch=self.state.epoch, val_acc=self.state.best_val_acc)
 
     def restore(self, payload: dict) -> None:
@@ -181,6 +189,8 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = Progress(**payload["progress"])
         self.best_state = payload.get("best_state")
+        if self.average:
+            self.average.load_state_dict(payload.get("average") or payload["state_dict"])
         # the split's normalisation is recomputed identically from the same seed; check it is unchanged
         if abs(payload["mean"] - self.split.mean) > 1e-6:
             raise RuntimeError("the data changed since this run started (normalisation differs)")
@@ -258,6 +268,8 @@ class Trainer:
             if not math.isfinite(loss_value):  # the same global value on every rank: all of them stop here
                 raise Diverged(f"the training loss became {loss_value} at epoch {epoch}, step {self.state.step}")
             self.optimizer.step()
+            if self.average:
+                self.average.update(self.model, self.state.step)
             self.state.step += 1
             steps_done_here[0] += 1
             loss_sum += loss.detach() * len(y)
@@ -273,7 +285,7 @@ class Trainer:
         """(loss, accuracy, confusion matrix) on the validation indices; Nones without a validation split."""
         if len(self.split.val_idx) == 0:
             return None, None, None
-        probs = predict_probs(self.model, self.split.images[self.split.val_idx], self.split.mean, self.split.std,
+        probs = predict_probs(self.scored_model, self.split.images[self.split.val_idx], self.split.mean, self.split.std,
                               precision=self.config.precision, channels_last=self.channels_last)
         labels = self.split.labels[self.split.val_idx].cpu()
         loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), labels))
@@ -308,7 +320,7 @@ class Trainer:
             new_best = improved or score == self.state.best_val_acc  # a tie keeps the later, lower-lr weights
             if new_best:
                 self.state.best_val_acc, self.state.best_epoch = score, epoch
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.scored_model.state_dict().items()}
             self.state.epochs_since_best = 0 if improved else self.state.epochs_since_best + 1
             event = {"type": "epoch", "epoch": epoch, "step": self.state.step, "train_loss": train_loss,
                      "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "val_confusion": confusion,
@@ -336,17 +348,17 @@ class Trainer:
     def monitor_test(self) -> float:
         """Test accuracy of the current weights, for benchmarks' time-to-accuracy curves only."""
         images, labels = load_split(self.config.dataset, train=False)
-        probs = predict_probs(self.model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
+        probs = predict_probs(self.scored_model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
                               precision=self.config.precision, channels_last=self.channels_last)
         return float((probs.argmax(1) == labels).float().mean())
 
     def evaluate_test(self) -> dict:
         """Score the best weights on the official test set; store probabilities and the summary."""
         if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+            self.scored_model.load_state_dict(self.best_state)
         images, labels = load_split(self.config.dataset, train=False)
         started = time.time()
-        probs = predict_probs(self.model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
+        probs = predict_probs(self.scored_model, images, self.split.mean, self.split.std, tta_flip=self.config.tta_flip,
                               precision=self.config.precision, channels_last=self.channels_last)
         preds = probs.argmax(1).numpy()
         report = metrics.classification_report(labels.numpy(), preds, len(self.spec.classes),
