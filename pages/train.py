@@ -35,6 +35,8 @@ FLOAT_STEPS = {"lr": 1e-4, "weight_decay": 1e-4, "rotate": 1.0}
 HELP = field_help()
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 CHART_HEIGHT = 280
+NEW_RUN, WATCH, ALL_RUNS = VIEWS = ("New run", "Watch", "All runs")
+VIEW_KEY = "train_view"
 
 
 @st.cache_data(show_spinner=False)
@@ -107,12 +109,12 @@ def start() -> None:
         st.session_state["train_message"] = ("error", f"Not started: {err}")
         return
     st.session_state["train_watch"] = str(path)
+    st.session_state[VIEW_KEY] = WATCH
     st.session_state["train_name"] = ""
     st.session_state["train_message"] = ("success", f"Started {path.name}.")
 
 
 def launch_form() -> None:
-    st.subheader("New run")
     for name, f in FIELDS.items():
         if name != "dataset":
             default = f.default_factory() if callable(f.default_factory) else f.default
@@ -147,9 +149,6 @@ def launch_form() -> None:
     for problem in problems:
         st.error(problem)
     st.button("Start training", type="primary", key="train_start", on_click=start, disabled=bool(problems))
-    kind, text = st.session_state.get("train_message", (None, None))
-    if kind:
-        getattr(st, kind)(text)
     n = max_concurrent()
     st.caption(f"At most {n} run{'s' if n > 1 else ''} train{'' if n > 1 else 's'} at once "
                f"(`{MAX_CONCURRENT_ENV}`); later starts wait in a queue.")
@@ -186,15 +185,19 @@ def line_figure(title: str, x_title: str, y_title: str, traces: list[go.Scatter]
     return fig
 
 
-def charts(p: progress.LiveProgress, live: bool) -> None:
-    """Step loss, epoch loss and epoch accuracy. Live charts are static images (cheaper to redraw);
+def step_chart(p: progress.LiveProgress, live: bool) -> None:
+    """Training loss per step, raw and smoothed. Live charts are static images (cheaper to redraw);
     a finished run's charts can be hovered and zoomed."""
-    config = {"staticPlot": True} if live else None
     steps, raw, smooth = p.loss_series()
     st.plotly_chart(line_figure("Training loss per step", "step", "loss", [
         go.Scatter(x=steps, y=raw, name="raw", mode="lines", line={"width": 1}, opacity=0.35),
         go.Scatter(x=steps, y=smooth, name="smoothed", mode="lines", line={"width": 2}),
-    ]), key="train_chart_steps", config=config)
+    ]), key="train_chart_steps", config={"staticPlot": True} if live else None)
+
+
+def epoch_charts(p: progress.LiveProgress, live: bool) -> None:
+    """Loss and accuracy per epoch, train and validation (and the benchmark's test monitor)."""
+    config = {"staticPlot": True} if live else None
     epochs = [row.epoch for row in p.epochs]
     cols = st.columns(2)
 
@@ -242,28 +245,33 @@ def show_run(path: Path) -> None:
     cols[1].metric("Test accuracy", f"{test_acc:.2%}" if isinstance(test_acc, (int, float)) else "–")
     cols[2].metric("Training time", progress.format_duration(p.elapsed) or "–")
     if p.has_data:
-        charts(p, live=False)
+        step_chart(p, live=False)
+        epoch_charts(p, live=False)
 
 
-# A training run and the browser share the machine, so the live view redraws as little as it can: the status
-# line and progress bar (epoch, step, images/s, ETA) every second; the numbers and the three charts, the costly
-# part to draw, every LIVE_CHART_SECONDS; and no CSS transition or animation (NO_MOTION_CSS) makes the browser
-# paint frames in between. bench/page_overhead.py measures what watching costs training.
+# A training run and the browser share the machine, so the live view redraws as little as it can
+# (bench/page_overhead.py measures what watching costs training): the status line and progress bar (epoch,
+# step, images/s, ETA) every second; the step-loss chart every LIVE_CHART_SECONDS; the epoch charts only when
+# an epoch ends (re-sending them unchanged cost the browser as much as a third of its work); and no CSS
+# transition or animation (NO_MOTION_CSS) makes the browser paint frames in between.
 LIVE_CHART_SECONDS = 2
 NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
+EPOCHS_DRAWN = "train_epochs_drawn"  # (run path, epochs) the page last drew the epoch charts for
 
 
 @st.fragment(run_every=1)
 def live_status(path: str) -> None:
-    """Status and progress of a training run, every second; a run that has ended redraws the whole page."""
+    """Status and progress of a training run, every second; the whole page redraws when the run finishes an
+    epoch (for the epoch charts) or ends."""
     info, p = read_progress(Path(path))
-    if status_block(info, p) not in runs.ACTIVE_STATES:
+    state = status_block(info, p)
+    if state not in runs.ACTIVE_STATES or st.session_state.get(EPOCHS_DRAWN) != (path, len(p.epochs)):
         st.rerun()
 
 
 @st.fragment(run_every=LIVE_CHART_SECONDS)
-def live_charts(path: str) -> None:
-    """Best validation accuracy, training time and the loss and accuracy charts of a training run."""
+def live_steps(path: str) -> None:
+    """Best validation accuracy, training time and the step-loss chart of a training run."""
     info, p = read_progress(Path(path))
     if not p.has_data:
         if info.state == "running":
@@ -272,7 +280,17 @@ def live_charts(path: str) -> None:
     best = f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–"
     st.markdown(f"Best validation accuracy so far: **{best}** · training time: "
                 f"**{progress.format_duration(p.elapsed) or '–'}**")
-    charts(p, live=True)
+    step_chart(p, live=True)
+
+
+def live_view(path: str) -> None:
+    """A training run: its live status and step chart, and its epoch charts as of the last finished epoch."""
+    _, p = read_progress(Path(path))
+    st.session_state[EPOCHS_DRAWN] = (path, len(p.epochs))  # before the fragments compare against it
+    live_status(path)
+    live_steps(path)
+    if p.epochs:
+        epoch_charts(p, live=True)
 
 
 def stop(path: str) -> None:
@@ -332,9 +350,8 @@ def run_actions(info: runs.RunInfo) -> None:
 
 
 def watch(user_runs: list[runs.RunInfo]) -> None:
-    st.subheader("Watch a run")
     if not user_runs:
-        st.info("No runs yet: fill in the form and press **Start training**.")
+        st.info("No runs yet: fill in the form under **New run** and press **Start training**.")
         return
     by_path = {str(r.path): r for r in user_runs}
     if st.session_state.get("train_watch") not in by_path:
@@ -347,8 +364,7 @@ def watch(user_runs: list[runs.RunInfo]) -> None:
                f"{config.get('optimizer')} lr {config.get('lr')} · {config.get('schedule')}")
     run_actions(info)
     if info.state in runs.ACTIVE_STATES:
-        live_status(chosen)
-        live_charts(chosen)
+        live_view(chosen)
     else:
         show_run(info.path)
 
@@ -368,7 +384,6 @@ def watch_store() -> None:
 
 def run_list(user_runs: list[runs.RunInfo]) -> None:
     """Every user run, newest first."""
-    st.subheader("All runs")
     if not user_runs:
         st.caption("Runs you start appear here, newest first. Pretrained models are on the Home page.")
         return
@@ -384,10 +399,20 @@ st.caption("Pick a dataset, a model and its settings (or a preset), start, and w
            "in its own process: reloading or closing this page never interrupts it.")
 all_user_runs = runs.list_runs(include_pretrained=False)
 st.session_state["train_snapshot"] = snapshot(all_user_runs)
-left, right = st.columns([2, 3], gap="large")
-with left:
-    launch_form()
-with right:
-    watch(all_user_runs)
-run_list(all_user_runs)
+st.session_state.setdefault(VIEW_KEY, WATCH if all_user_runs else NEW_RUN)  # returning users see their latest run
+kind, text = st.session_state.get("train_message", (None, None))
+if kind:
+    getattr(st, kind)(text)
+# Lazy tabs: only the open tab is drawn, so while a run is watched the browser redraws a page without the form
+# and the run table (bench/page_overhead.py measured both as a third of its work per live update).
+new_tab, watch_tab, list_tab = st.tabs(VIEWS, key=VIEW_KEY, on_change="rerun")
+if new_tab.open:
+    with new_tab:
+        launch_form()
+if watch_tab.open:
+    with watch_tab:
+        watch(all_user_runs)
+if list_tab.open:
+    with list_tab:
+        run_list(all_user_runs)
 watch_store()

@@ -33,6 +33,12 @@ def texts(at, kind):
     return " ".join(str(e.value) for e in getattr(at, kind))
 
 
+def show(at, view: str):
+    """Open one of the page's tabs (only the open one is drawn), as a click on it does."""
+    at.session_state["train_view"] = view
+    return at.run()
+
+
 def made_run(store, name, **overrides):
     path = store / name
     config = tiny_config(**overrides)
@@ -45,7 +51,8 @@ def test_renders_every_setting_with_its_help_on_an_empty_store(store):
     at = open_page("pages/train.py")
     assert not at.exception
     assert at.title[0].value == "Train"
-    assert "No runs yet" in texts(at, "info")
+    assert [t.label for t in at.tabs] == ["New run", "Watch", "All runs"]
+    assert at.session_state["train_view"] == "New run"  # a first visit opens the form
     for f in fields(TrainConfig):
         if f.name != "dataset":
             assert widget(at, FIELD + f.name).help == f.metadata["help"], f.name
@@ -55,6 +62,8 @@ def test_renders_every_setting_with_its_help_on_an_empty_store(store):
     assert model.value == TrainConfig.model and "parameters" in model.format_func(model.value)
     assert "Our CPU-fast net" in texts(at, "caption")
     assert not widget(at, "train_start").disabled
+    show(at, "Watch")
+    assert "No runs yet" in texts(at, "info") and not [w for w in at.number_input if w.key == FIELD + "epochs"]
 
 
 def test_a_preset_fills_the_form_for_the_chosen_dataset(store):
@@ -106,9 +115,9 @@ def test_start_creates_a_run_that_completes_and_is_listed(store):
     assert not at.exception
     path = store / "page-run"
     assert (path / "config.json").is_file() and "Started page-run" in texts(at, "success")
-    assert widget(at, "train_name").value == ""  # ready for the next run
+    assert at.session_state["train_name"] == ""  # ready for the next run
     assert runs.read_json(path / "config.json")["limit_batches"] == 3
-    assert widget(at, "train_watch").value == str(path)
+    assert at.session_state["train_view"] == "Watch" and widget(at, "train_watch").value == str(path)
     assert "Status:" in texts(at, "markdown")
     wait_for("the page's run to complete", lambda: state(path) == "completed")
     at.run()
@@ -116,10 +125,12 @@ def test_start_creates_a_run_that_completes_and_is_listed(store):
     assert "`completed`" in texts(at, "markdown")
     test_acc = runs.read_run(path).summary["test_acc"]
     assert f"{test_acc:.2%}" in [m.value for m in at.metric]
+    assert widget(at, "train_resume").disabled and not widget(at, "train_delete").disabled
+    show(at, "All runs")
     table = at.dataframe[0].value
     assert list(table["run"]) == ["page-run"] and table["status"][0] == "completed"
     assert table["test acc"][0] == test_acc and table["epochs"][0] == "2/2"
-    assert widget(at, "train_resume").disabled and not widget(at, "train_delete").disabled
+    assert not open_page("pages/train.py").exception  # a later visit opens on its latest run
 
 
 def test_a_queued_run_shows_its_place_and_can_be_stopped(store):
@@ -156,3 +167,24 @@ def test_delete_asks_for_confirmation(store):
     widget(at, "train_delete_yes").click().run()
     assert not at.exception and not path.exists()
     assert "No runs yet" in texts(at, "info")
+
+
+def test_a_training_run_shows_live_status_step_chart_and_its_finished_epochs(store):
+    path = store / "live"
+    writer = runs.RunWriter.create(path, tiny_config(epochs=3).to_dict(), state="running")
+    writer.set_status("running", pid=os.getpid())  # alive: this test process stands in for the trainer
+    writer.log({"type": "start", "epoch": 0, "total_epochs": 3, "steps_per_epoch": 10, "total_steps": 30})
+    for step in range(1, 13):
+        writer.log({"type": "step", "epoch": 1 + step // 10, "step": step, "loss": 2.0 / step, "elapsed": step / 10})
+    writer.log({"type": "epoch", "epoch": 1, "step": 10, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.8,
+                "val_acc": 0.75, "elapsed": 1.0, "epoch_seconds": 1.0})
+    at = open_page("pages/train.py")
+    assert not at.exception and at.session_state["train_view"] == "Watch"
+    assert "`running`" in texts(at, "markdown") and "75.00%" in texts(at, "markdown")
+    charts = [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+    assert charts == ["train_chart_steps", "train_chart_epoch_loss", "train_chart_epoch_acc"]
+    assert at.session_state["train_epochs_drawn"] == (str(path), 1)  # the status fragment redraws the page
+    writer.log({"type": "epoch", "epoch": 2, "step": 20, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6,
+                "val_acc": 0.85, "elapsed": 2.0, "epoch_seconds": 1.0})  # when this count changes
+    at.run()
+    assert at.session_state["train_epochs_drawn"] == (str(path), 2) and "85.00%" in texts(at, "markdown")
