@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from pages._shared import ROUTED
+
 st.set_page_config(page_title="mnist-studio", page_icon="🔢", layout="wide")
 
 PAGES = [
@@ -13,4 +15,5 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
 ]
 
+st.session_state[ROUTED] = True  # see pages._shared.serve_through_router
 st.navigation(PAGES).run()

@@ -5,11 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core import runs
 from core.checkpoint import CheckpointError, LoadedModel, load_model
 from core.data import DATASETS, get_dataset, is_available, missing_files
 from core.paths import DATA_ENV, data_root
+
+ROUTED = "app_router_ran"  # set by streamlit_app.py in every session it routes
+
+
+def serve_through_router() -> None:
+    """Make sure this page runs under the app's router (`st.navigation` in streamlit_app.py).
+
+    A fresh Streamlit server that finds a `pages/` folder starts in its old multipage mode: until someone
+    opens the main page, a page's URL opened directly runs that file alone (file names in the sidebar, no
+    page config). Such a session leaves that mode and reruns through the router. Call first on every page.
+    """
+    if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def _mtime(path: Path) -> float:

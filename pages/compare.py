@@ -25,8 +25,11 @@ from pages._shared import (
     dataset_picker,
     list_finished_runs,
     run_label,
+    serve_through_router,
     show_checkpoint_error,
 )
+
+serve_through_router()
 
 TILE_SCALE = 4  # 28 px test images shown at 112 px
 TILES_PER_ROW = 8

@@ -11,7 +11,9 @@ from core.config import field_bounds, field_help
 from core.data import DataUnavailableError, get_dataset
 from core.paths import DATA_ENV, data_root
 from core.presets import PRESETS
-from pages._shared import cached_split, data_missing_notice, dataset_picker
+from pages._shared import cached_split, data_missing_notice, dataset_picker, serve_through_router
+
+serve_through_router()
 
 SAMPLES_PER_CLASS = 10
 VARIANTS = 8

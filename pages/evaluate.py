@@ -15,7 +15,9 @@ from core import analysis, runs
 from core import evaluation_view as ev
 from core.data import DataUnavailableError, get_dataset
 from core.dataset_stats import enlarge
-from pages._shared import cached_split, cached_test_outputs, data_missing_notice, pick_run
+from pages._shared import cached_split, cached_test_outputs, data_missing_notice, pick_run, serve_through_router
+
+serve_through_router()
 
 PER_ROW = 6
 ANY = -1  # "any class" in the gallery filters

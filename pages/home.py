@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages._shared import run_table_rows
+from pages._shared import run_table_rows, serve_through_router
+
+serve_through_router()
 
 st.title("mnist-studio")
 st.write(

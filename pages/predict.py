@@ -23,7 +23,16 @@ from core.predict import (
 )
 from core.preprocess import STYLE_BY_DATASET, preprocess
 from core.saliency import overlay, saliency_map
-from pages._shared import cached_model, dataset_picker, list_finished_runs, run_label, show_checkpoint_error
+from pages._shared import (
+    cached_model,
+    dataset_picker,
+    list_finished_runs,
+    run_label,
+    serve_through_router,
+    show_checkpoint_error,
+)
+
+serve_through_router()
 
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
 THING = {"digits": "digit", "fashion": "piece of clothing"}

@@ -18,7 +18,9 @@ from core.config import ConfigError, TrainConfig, field_help
 from core.models import list_models
 from core.presets import PRESETS
 from core.slots import MAX_CONCURRENT_ENV, max_concurrent
-from pages._shared import data_missing_notice, dataset_picker
+from pages._shared import data_missing_notice, dataset_picker, serve_through_router
+
+serve_through_router()
 
 FIELD = "train_f_"  # widget key prefix of every TrainConfig field
 GROUPS = {
