@@ -359,7 +359,7 @@ def watch(user_runs: list[runs.RunInfo]) -> None:
     if st.session_state.get("train_watch") not in by_path:
         st.session_state["train_watch"] = next(iter(by_path))
     chosen = st.selectbox("Run", list(by_path), key="train_watch",
-                          format_func=lambda p: f"{by_path[p].name} · {progress.status_text(by_path[p].status)}")
+                          format_func=lambda p: by_path[p].name)
     info = by_path[chosen]
     config = info.config or {}
     st.caption(f"{info.dataset} · {info.model} · {config.get('epochs')} epochs · batch {config.get('batch_size')} · "
