@@ -7,6 +7,7 @@ refresh or a second tab never touches a run. The live view is a fragment that re
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -187,14 +188,18 @@ def line_figure(title: str, x_title: str, y_title: str, traces: list[go.Scatter]
     return fig
 
 
-def step_chart(p: progress.LiveProgress, live: bool) -> None:
-    """Training loss per step, raw and smoothed. Live charts are static images (cheaper to redraw);
-    a finished run's charts can be hovered and zoomed."""
+def step_figure(p: progress.LiveProgress) -> go.Figure:
+    """Training loss per step, raw and smoothed."""
     steps, raw, smooth = p.loss_series()
-    st.plotly_chart(line_figure("Training loss per step", "step", "loss", [
+    return line_figure("Training loss per step", "step", "loss", [
         go.Scatter(x=steps, y=raw, name="raw", mode="lines", line={"width": 1}, opacity=0.35),
         go.Scatter(x=steps, y=smooth, name="smoothed", mode="lines", line={"width": 2}),
-    ]), key="train_chart_steps", config={"staticPlot": True} if live else None)
+    ])
+
+
+def step_chart(figure: go.Figure, live: bool) -> None:
+    """Live charts are static images (cheaper to redraw); a finished run's charts can be hovered and zoomed."""
+    st.plotly_chart(figure, key="train_chart_steps", config={"staticPlot": True} if live else None)
 
 
 def epoch_charts(p: progress.LiveProgress, live: bool) -> None:
@@ -247,50 +252,54 @@ def show_run(path: Path) -> None:
     cols[1].metric("Test accuracy", f"{test_acc:.2%}" if isinstance(test_acc, (int, float)) else "–")
     cols[2].metric("Training time", progress.format_duration(p.elapsed) or "–")
     if p.has_data:
-        step_chart(p, live=False)
+        step_chart(step_figure(p), live=False)
         epoch_charts(p, live=False)
 
 
 # A training run and the browser share the machine, so the live view redraws as little as it can
-# (bench/page_overhead.py measures what watching costs training): the status line and progress bar (epoch,
-# step, images/s, ETA) every second; the step-loss chart every LIVE_CHART_SECONDS; the epoch charts only when
-# an epoch ends (re-sending them unchanged cost the browser as much as a third of its work); and no CSS
+# (bench/page_overhead.py measures what watching costs training): one refresh a second for the status line,
+# progress bar (epoch, step, images/s, ETA) and step-loss chart, whose figure is rebuilt only every
+# LIVE_CHART_SECONDS (re-sending an unchanged figure costs the browser little); the epoch charts only when an
+# epoch ends (re-sending them every refresh cost the browser as much as a third of its work); and no CSS
 # transition or animation (NO_MOTION_CSS) makes the browser paint frames in between.
 LIVE_CHART_SECONDS = 2
 NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
 EPOCHS_DRAWN = "train_epochs_drawn"  # (run path, epochs) the page last drew the epoch charts for
+STEP_FIGURE = "train_step_figure"  # (run path, time built, figure) of the live step chart
+
+
+def live_step_figure(path: str, p: progress.LiveProgress) -> go.Figure:
+    """The step-loss figure of the watched run, rebuilt when it is LIVE_CHART_SECONDS old."""
+    cached = st.session_state.get(STEP_FIGURE)
+    if cached is None or cached[0] != path or time.time() - cached[1] >= LIVE_CHART_SECONDS:
+        cached = (path, time.time(), step_figure(p))
+        st.session_state[STEP_FIGURE] = cached
+    return cached[2]
 
 
 @st.fragment(run_every=1)
-def live_status(path: str) -> None:
-    """Status and progress of a training run, every second; the whole page redraws when the run finishes an
-    epoch (for the epoch charts) or ends."""
+def live_progress(path: str) -> None:
+    """Status, progress, best accuracy and step-loss chart of a training run, every second; the whole page
+    redraws when the run finishes an epoch (for the epoch charts) or ends."""
     info, p = read_progress(Path(path))
     state = status_block(info, p)
     if state not in runs.ACTIVE_STATES or st.session_state.get(EPOCHS_DRAWN) != (path, len(p.epochs)):
         st.rerun()
-
-
-@st.fragment(run_every=LIVE_CHART_SECONDS)
-def live_steps(path: str) -> None:
-    """Best validation accuracy, training time and the step-loss chart of a training run."""
-    info, p = read_progress(Path(path))
     if not p.has_data:
-        if info.state == "running":
+        if state == "running":
             st.caption("Loading the data and building the model…")
         return
     best = f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–"
     st.markdown(f"Best validation accuracy so far: **{best}** · training time: "
                 f"**{progress.format_duration(p.elapsed) or '–'}**")
-    step_chart(p, live=True)
+    step_chart(live_step_figure(path, p), live=True)
 
 
 def live_view(path: str) -> None:
-    """A training run: its live status and step chart, and its epoch charts as of the last finished epoch."""
+    """A training run: its live progress and step chart, and its epoch charts as of the last finished epoch."""
     _, p = read_progress(Path(path))
-    st.session_state[EPOCHS_DRAWN] = (path, len(p.epochs))  # before the fragments compare against it
-    live_status(path)
-    live_steps(path)
+    st.session_state[EPOCHS_DRAWN] = (path, len(p.epochs))  # before the fragment compares against it
+    live_progress(path)
     if p.epochs:
         epoch_charts(p, live=True)
 
