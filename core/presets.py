@@ -33,7 +33,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            {"mnist": {"epochs": 1, "batch_size": 128, "translate": 1},
             # clothes: 16 short epochs (~80 s on 2 cores) of big batches at a high peak rate, with weight averaging
             # (better models mid-run); shifts slow a run this short more than they help
-            "fashion-mnist": {"epochs": 16, "batch_size": 512, "lr": 0.3, "ema": 0.99, "translate": 0,
+            "fashion-mnist": {"epochs": 16, "batch_size": 512, "lr": 0.3, "warmup": 0.1, "ema": 0.99, "translate": 0,
                               "hflip": True, "tta_flip": True}}),
     Preset("best", "best accuracy: the wide fast net, long one-cycle run with augmentation",
            {"model": "fast_wide", "epochs": 16, "batch_size": 256, "optimizer": "nesterov", "lr": 0.1,
