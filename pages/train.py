@@ -260,7 +260,7 @@ def show_run(path: Path) -> None:
 # (bench/page_overhead.py measures what watching costs training): one refresh a second for the status line,
 # progress bar (epoch, step, images/s, ETA) and step-loss chart, whose figure is rebuilt only every
 # LIVE_CHART_SECONDS (re-sending an unchanged figure costs the browser little); the epoch charts only when an
-# epoch ends (re-sending them every refresh cost the browser as much as a third of its work); and no CSS
+# epoch ends (re-sending them every refresh cost the browser about a third of its work, measured by hand); and no CSS
 # transition or animation (NO_MOTION_CSS) makes the browser paint frames in between.
 LIVE_CHART_SECONDS = 2
 NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
@@ -415,7 +415,7 @@ kind, text = st.session_state.get("train_message", (None, None))
 if kind:
     getattr(st, kind)(text)
 # Lazy tabs: only the open tab is drawn, so while a run is watched the browser redraws a page without the form
-# and the run table (bench/page_overhead.py measured both as a third of its work per live update).
+# and the run table (together about a third of the browser's work per live update, measured by hand).
 new_tab, watch_tab, list_tab = st.tabs(VIEWS, key=VIEW_KEY, on_change="rerun")
 if new_tab.open:
     with new_tab:
