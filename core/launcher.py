@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core import runs
 from core.config import ConfigError, TrainConfig
-from core.models import get_entry
+from core.models import create_model, get_entry
 from core.paths import REPO_ROOT, runs_root
 
 LOG_NAME = "train.log"
@@ -38,11 +38,16 @@ def train_command(run_dir: Path, resume: bool = False, nproc: int = 1) -> list[s
 
 
 def model_kwargs_problems(config: TrainConfig) -> list[str]:
-    """Messages for model arguments the chosen architecture does not take (TrainConfig cannot know them)."""
+    """Messages for model arguments the chosen architecture does not take or cannot be built with
+    (TrainConfig cannot know them)."""
     try:
         inspect.signature(get_entry(config.model).build).bind(**config.model_kwargs)
     except TypeError as err:
         return [f"model_kwargs: {config.model} does not take these arguments ({err})"]
+    try:
+        create_model(config.model, **config.model_kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:
+        return [f"model_kwargs: {config.model} cannot be built with these arguments ({err})"]
     return []
 
 

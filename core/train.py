@@ -43,6 +43,7 @@ from core.presets import PRESETS, get_preset
 from core.slots import wait_for_slot
 
 STEP_EVENT_SECONDS = 0.25  # at most ~4 step events per second in metrics.jsonl
+DATA_INIT_IMAGES = 5000  # images a data-initialised layer (patch whitening) is fitted on
 STOP_CHECK_SECONDS = 0.2
 
 
@@ -142,6 +143,7 @@ class Trainer:
                              "processes: raise batch_size or start fewer processes")
         torch.manual_seed(config.seed)  # the same initial weights for the same seed
         self.model = create_model(config.model, **config.model_kwargs).to(self.device)
+        self._init_from_data()
         self.channels_last = config.channels_last and uses_channels_last(self.model, self.device, config.precision)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -153,6 +155,13 @@ class Trainer:
         self.steps_per_epoch = self._count_steps()
         self.total_steps = self.steps_per_epoch * config.epochs
         self._last_event = self._last_stop_check = 0.0
+
+    def _init_from_data(self) -> None:
+        """Let a model that sets layers from the data (e.g. patch whitening) see a sample of the training split."""
+        init = getattr(self.model, "init_from_data", None)
+        if init is not None:
+            sample = self.split.images[self.split.train_idx[:DATA_INIT_IMAGES]]
+            init(normalise(to_unit_float(sample), self.split.mean, self.split.std))
 
     def _count_steps(self) -> int:
         n = len(self.split.train_idx)

@@ -54,6 +54,8 @@ def test_start_runs_the_cli_in_its_own_session_and_completes(store):
         launcher.start_run(tiny_config(), name="first")
     with pytest.raises(ConfigError, match="does not take"):
         launcher.start_run(tiny_config(model_kwargs={"nonsense": 1}), name="bad-kwargs")
+    with pytest.raises(ConfigError, match="cannot be built.*whiten=false"):  # arguments that clash
+        launcher.start_run(tiny_config(model="fast", model_kwargs={"widths": [48, 64, 128]}), name="bad-widths")
     with pytest.raises(runs.RunNameError):
         launcher.start_run(tiny_config(), name="../escape")
     with pytest.raises(ValueError, match="processes"):
