@@ -13,8 +13,8 @@ from torch import nn
 
 
 def patch_covariance(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """Covariance (about zero) of the patches `conv` sees in normalised `images` [N,C,H,W]."""
-    patches = F.unfold(images.float(), conv.kernel_size, padding=conv.padding, stride=conv.stride)
+    """Covariance (about zero, float64, on the CPU) of the patches `conv` sees in normalised `images` [N,C,H,W]."""
+    patches = F.unfold(images.detach().float().cpu(), conv.kernel_size, padding=conv.padding, stride=conv.stride)
     patches = patches.transpose(1, 2).reshape(-1, patches.shape[1]).double()
     return patches.T @ patches / len(patches)
 
@@ -30,7 +30,7 @@ def whiten_conv(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> Non
         raise ValueError(f"a whitening conv needs {2 * size} output channels, this one has {conv.out_channels}")
     eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images, conv))
     filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + eps)[:, None]).flip(0)
-    filters = filters.reshape(size, *conv.weight.shape[1:]).to(conv.weight.dtype)
-    conv.weight.copy_(torch.cat([filters, -filters]))
+    filters = filters.reshape(size, *conv.weight.shape[1:])
+    conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight))  # the conv's own device and dtype
     if conv.bias is not None:
         conv.bias.zero_()
