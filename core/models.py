@@ -250,5 +250,6 @@ def fast(widths: tuple[int, int, int] | list[int] = (32, 64, 128), depth: int = 
 
 @register_model("fast_wide", "The fast net wider and deeper (48-96-192, two convs per stage): "
                 "the 'best accuracy' preset's model.", "mnist-studio (airbench-style)")
-def fast_wide(widths: tuple[int, int, int] | list[int] = (48, 96, 192), depth: int = 2) -> nn.Module:
-    return FastNet(tuple(widths), depth)
+def fast_wide(widths: tuple[int, int, int] | list[int] = (48, 96, 192), depth: int = 2,
+              whiten: bool = False) -> nn.Module:
+    return FastNet(tuple(widths), depth, whiten=whiten)

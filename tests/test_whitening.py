@@ -63,3 +63,9 @@ def test_a_run_whitens_the_stem_from_its_training_images_and_keeps_it_fixed(stor
         assert torch.allclose(stem, expected.weight)
     later = load_checkpoint(path / "last.pt")["state_dict"]["features.3.weight"]
     assert not torch.allclose(later, start.features[3].weight)  # the rest did train
+
+
+def test_the_wide_net_can_whiten_a_32_wide_stem_on_request():
+    assert create_model("fast_wide").features[0].weight.requires_grad  # learned by default
+    whitened = create_model("fast_wide", widths=[32, 96, 192], whiten=True)
+    assert not whitened.features[0].weight.requires_grad
