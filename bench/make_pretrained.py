@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.atomic import write_torch  # noqa: E402
-from core.checkpoint import load_checkpoint  # noqa: E402
+from core.store.atomic import write_torch  # noqa: E402
+from core.store.checkpoint import load_checkpoint  # noqa: E402
 
 PRESETS = ["linear", "mlp", "cnn_basic", "cnn_enhanced", "cnn_small", "fast", "best"]
 DATASETS = ["mnist", "fashion-mnist"]

@@ -15,10 +15,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import runs  # noqa: E402
-from core.checkpoint import load_model  # noqa: E402
-from core.latency import measure_latency  # noqa: E402
-from core.paths import pretrained_root  # noqa: E402
+from core.inference.latency import measure_latency  # noqa: E402
+from core.store import runs  # noqa: E402
+from core.store.checkpoint import load_model  # noqa: E402
+from core.store.paths import pretrained_root  # noqa: E402
 
 
 def main() -> int:

@@ -29,10 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import launcher, runs  # noqa: E402
-from core.data import is_available  # noqa: E402
-from core.paths import data_root  # noqa: E402
-from core.presets import PRESETS, get_preset  # noqa: E402
+from core.data.datasets import is_available  # noqa: E402
+from core.store import launcher, runs  # noqa: E402
+from core.store.paths import data_root  # noqa: E402
+from core.training.presets import PRESETS, get_preset  # noqa: E402
 from tests.browser import chromium_page, streamlit_server  # noqa: E402
 
 TIMEOUT_S = 3600

@@ -2,9 +2,9 @@
 
 Prints, as p50/p95 over `--repeats` calls (after a warm-up):
   1. canvas -> probabilities: a 280x280 RGBA drawing (what st_canvas returns) -> core.preprocess
-     (digits style) -> three models' probabilities and top-k (core.predict.predict_image); target < 50 ms.
+     (digits style) -> three models' probabilities and top-k (core.inference.predictor.predict_image); target < 50 ms.
      The PNG decode of the canvas picture, done by the canvas component before our code, is shown apart.
-  2. one 28x28 image through the fast model alone (core.predict.predict_batch); target < 2 ms p95.
+  2. one 28x28 image through the fast model alone (core.inference.predictor.predict_batch); target < 2 ms p95.
   3. the 10,000 test images through the fast model (batches of 1000); target < 2 s.
 
 Models: the given --run directories, else the shipped pretrained MNIST runs (fast, best, mlp when
@@ -34,12 +34,12 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.checkpoint import LoadedModel, load_model  # noqa: E402
-from core.data import DATASETS, is_available, load_split  # noqa: E402
-from core.models import create_model  # noqa: E402
-from core.paths import pretrained_root  # noqa: E402
-from core.predict import predict_batch, predict_image  # noqa: E402
-from core.preprocess import preprocess  # noqa: E402
+from core.data.datasets import DATASETS, is_available, load_split  # noqa: E402
+from core.inference.predictor import predict_batch, predict_image  # noqa: E402
+from core.inference.preprocess import preprocess  # noqa: E402
+from core.models.registry import create_model  # noqa: E402
+from core.store.checkpoint import LoadedModel, load_model  # noqa: E402
+from core.store.paths import pretrained_root  # noqa: E402
 
 TARGETS_MS = {"canvas_to_probs": 50.0, "fast_single": 2.0, "fast_test_set": 2000.0}
 DEFAULT_ARCHS = ("fast", "fast_wide", "mlp")  # the pretrained fast, best and mlp presets' models

@@ -32,8 +32,8 @@ from torchvision import transforms
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.data import data_root, get_dataset  # noqa: E402
-from core.models import create_model  # noqa: E402
+from core.data.datasets import data_root, get_dataset  # noqa: E402
+from core.models.registry import create_model  # noqa: E402
 
 THRESHOLDS = {"fashion-mnist": (0.88, 0.90, 0.91, 0.92, 0.927, 0.94, 0.945), "mnist": (0.98, 0.985, 0.99, 0.995, 0.996)}
 REFERENCE_EPOCHS = {"fashion-mnist": 5, "mnist": 4}

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core import atomic, metrics, runs
-from core.checkpoint import CheckpointError, load_model
-from core.data import DataUnavailableError, get_dataset, load_split
-from core.inference import predict_probs
+from core.analysis import metrics
+from core.data.datasets import DataUnavailableError, get_dataset, load_split
+from core.inference.engine import predict_probs
+from core.store import atomic, runs
+from core.store.checkpoint import CheckpointError, load_model
 
 
 def test_outputs(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:

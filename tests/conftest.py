@@ -48,7 +48,7 @@ def store(tmp_path, monkeypatch, tiny_data_root) -> Path:
 @pytest.fixture
 def real_data_root() -> Path:
     """The real datasets ($MNIST_STUDIO_DATA), or a skip (a failure in CI) when they are not there."""
-    from core.data import is_available
+    from core.data.datasets import is_available
 
     root = Path(REAL_DATA).resolve() if REAL_DATA else None
     require_or_skip(root is not None and is_available("mnist", root) and is_available("fashion-mnist", root),
@@ -65,9 +65,10 @@ def mnist_pretrained(tmp_path_factory, tiny_data_root) -> tuple[Path, bool]:
     """
     import shutil
 
-    from core import runs, train
-    from core.data import is_available
-    from core.presets import get_preset
+    from core.data.datasets import is_available
+    from core.store import runs
+    from core.training import loop as train
+    from core.training.presets import get_preset
 
     root = tmp_path_factory.mktemp("pretrained")
     shipped = REPO / "checkpoints" / "pretrained" / "mnist-fast"
@@ -97,7 +98,7 @@ def wait_for(what: str, predicate, timeout: float = 120.0, poll: float = 0.05):
 
 def tiny_config(**overrides):
     """A TrainConfig that trains in about a second on the tiny data."""
-    from core.config import TrainConfig
+    from core.training.config import TrainConfig
 
     values = {"dataset": "mnist", "model": "cnn2", "epochs": 2, "batch_size": 64, "optimizer": "adam",
               "lr": 3e-3, "schedule": "constant", "val_fraction": 0.2, "threads": 1, "precision": "fp32"}
@@ -105,12 +106,12 @@ def tiny_config(**overrides):
 
 
 def open_page(page: str, timeout: float = 60):
-    """An AppTest of the whole app (router included) switched to `page`, e.g. "pages/train.py", run once."""
+    """An AppTest of the whole app (router included) switched to `page`, e.g. "app/train.py", run once."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=timeout)
     at.run()
-    if page != "pages/home.py":
+    if page != "app/home.py":
         at.switch_page(page)
         at.run()
     return at

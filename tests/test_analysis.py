@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.analysis import (
+from core.analysis.errors import (
     HARD_PAIRS,
     cell_indices,
     label_error_score,

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from core import runs
-from core.averaging import WeightAverage
-from core.checkpoint import load_checkpoint
-from core.train import run
+from core.store import runs
+from core.store.checkpoint import load_checkpoint
+from core.training.averaging import WeightAverage
+from core.training.loop import run
 from tests.conftest import tiny_config
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from core import runs
+from core.store import runs
 from tests.browser import chromium_page, streamlit_server
 from tests.test_launcher import no_orphans, state, wait_for  # noqa: F401  (no_orphans is a fixture)
 

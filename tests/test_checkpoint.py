@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoint import CheckpointError, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
-from core.models import create_model
+from core.models.registry import create_model
+from core.store.checkpoint import CheckpointError, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 
 
 def _save(path, arch="cnn2", **kw):

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from core.compare import (
+from core.analysis.compare import (
     agreement_rate,
     best_per_column,
     comparison_csv,

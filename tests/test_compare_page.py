@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from core import runs
-from core.checkpoint import load_model
-from core.compare import describe_mcnemar, fixed_and_broken, mcnemar
-from core.data import load_split
-from core.inference import predict_probs
-from core.preprocess import preprocess
-from core.train import run
+from core.analysis.compare import describe_mcnemar, fixed_and_broken, mcnemar
+from core.data.datasets import load_split
+from core.inference.engine import predict_probs
+from core.inference.preprocess import preprocess
+from core.store import runs
+from core.store.checkpoint import load_model
+from core.training.loop import run
 from tests.conftest import open_page, tiny_config
 
 
@@ -64,7 +64,7 @@ def test_compare_page_is_consistent_with_the_stored_outputs(two_runs):
     fixed, broken = fixed_and_broken(labels, preds_w, preds_s)
     assert fixed.size > 24, "the weak run should miss many images the strong one gets right"
 
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert set(table["run"]) == {"weak", "strong"}
@@ -124,7 +124,7 @@ def test_same_input_shows_every_models_prediction(two_runs):
         loaded = load_model(path)
         expected[path.name] = str(int(predict_probs(loaded.model, x, loaded.mean, loaded.std)[0].argmax()))
 
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     at.radio(key="compare_input_source").set_value("Upload")
     at.run()
     at.file_uploader(key="compare_upload").set_value(("digit.png", png_bytes(image), "image/png"))
@@ -141,7 +141,7 @@ def test_same_input_shows_every_models_prediction(two_runs):
 
 def test_without_test_images_the_page_shows_metrics_and_says_galleries_need_data(two_runs, monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_STUDIO_DATA", str(tmp_path / "no-data"))
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     assert not at.exception, at.exception
     assert set(at.dataframe[0].value["run"]) == {"weak", "strong"}
     assert "is not on this machine yet" in " ".join(texts(at.warning))
@@ -151,7 +151,7 @@ def test_without_test_images_the_page_shows_metrics_and_says_galleries_need_data
 
 def test_fewer_than_two_runs_is_explained(store):
     train(store, "only", epochs=1)
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     assert not at.exception, at.exception
     assert any("at least two finished runs" in t and "there is 1" in t for t in texts(at.info))
     at.radio(key="compare_dataset").set_value("fashion-mnist")
@@ -168,7 +168,7 @@ def test_damaged_or_foreign_test_outputs_are_left_out_with_a_message(two_runs):
     probs, labels = runs.load_test_outputs(strong)
     np.savez(shorter / "test_outputs.npz", probs=probs[:50], labels=labels[:50])
 
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     at.multiselect(key="compare_runs_mnist").set_value([str(p.resolve()) for p in (strong, damaged, shorter)])
     at.run()
     assert not at.exception, at.exception

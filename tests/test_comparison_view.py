@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import comparison_view as cv
-from core.compare import comparison_csv
+from core.analysis.compare import comparison_csv
+from core.views import comparison as cv
 
 CLASSES = ["cat", "dog", "owl"]
 

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from core.config import ConfigError, TrainConfig
-from core.presets import PRESETS
+from core.training.config import ConfigError, TrainConfig
+from core.training.presets import PRESETS
 
 
 def test_defaults_are_valid():

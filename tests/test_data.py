@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from core import data
-from core.augment import AugmentSpec, augment_batch
+from core.data import datasets as data
+from core.data.augment import AugmentSpec, augment_batch
 
 
 def test_registry_names_classes_and_loader():

@@ -1,5 +1,5 @@
-from core import dataset_stats as ds
-from core.data import load_split
+from core.data import stats as ds
+from core.data.datasets import load_split
 from tests.conftest import open_page
 
 
@@ -20,7 +20,7 @@ def expected_balance(tiny_data_root, val_fraction, seed):
 
 
 def test_data_page_shows_samples_balance_pixels_and_augmentation(store, tiny_data_root):
-    at = open_page("pages/data.py")
+    at = open_page("app/data.py")
     assert not at.exception
     assert [s.value for s in at.subheader] == ["Random samples per class", "Class balance of the splits",
                                                "Pixel intensities", "Augmentation preview"]
@@ -68,7 +68,7 @@ def test_data_page_says_what_is_missing_and_where_it_looks(store, tmp_path, monk
     empty = tmp_path / "no-data"
     empty.mkdir()
     monkeypatch.setenv("MNIST_STUDIO_DATA", str(empty))
-    at = open_page("pages/data.py")
+    at = open_page("app/data.py")
     assert not at.exception
     notice = at.warning[0].value
     assert "MNIST_STUDIO_DATA" in notice and str(empty) in notice and "train-images-idx3-ubyte" in notice

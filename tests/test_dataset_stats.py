@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import dataset_stats as ds
-from core.augment import AugmentSpec, augment_batch
-from core.data import RAW_FILES, DataUnavailableError, load_split, mean_std, to_unit_float, train_val_indices
+from core.data import stats as ds
+from core.data.augment import AugmentSpec, augment_batch
+from core.data.datasets import RAW_FILES, DataUnavailableError, load_split, mean_std, to_unit_float, train_val_indices
 from tests.idx import synthetic_digits, write_dataset
 
 # ---- class balance ------------------------------------------------------------------------------------

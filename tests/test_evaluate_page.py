@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import analysis, metrics, runs, train
-from core import evaluation_view as ev
+from core.analysis import errors as analysis
+from core.analysis import metrics
+from core.store import runs
+from core.training import loop as train
+from core.views import evaluation as ev
 from tests.conftest import open_page, tiny_config
 from tests.idx import synthetic_digits, write_idx_images, write_idx_labels
 
@@ -70,7 +73,7 @@ def test_evaluate_page_shows_headline_curves_table_and_the_true_confusion_matrix
     run = make_run(confusable, "mnist-run")
     probs, labels = runs.load_test_outputs(run)
     confusion = metrics.confusion_matrix(labels, probs.argmax(1), 10)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app/evaluate.py")
     assert not at.exception
     shown = {m.label: m.value for m in at.metric}
     report = metrics.classification_report(labels, probs.argmax(1), 10)
@@ -113,7 +116,7 @@ def test_picking_a_cell_or_a_hard_pair_filters_the_galleries(confusable):
     probs, labels = runs.load_test_outputs(run)
     confusion = metrics.confusion_matrix(labels, probs.argmax(1), 10)
     true_c, pred_c = (9, 4) if confusion[9, 4] >= confusion[4, 9] else (4, 9)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app/evaluate.py")
     at.selectbox(key="eval_cell_true").set_value(true_c)
     at.selectbox(key="eval_cell_pred").set_value(pred_c)
     at.run()
@@ -148,7 +151,7 @@ def test_evaluate_page_without_the_data_shows_metrics_and_says_images_need_it(co
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("MNIST_STUDIO_DATA", str(empty))
-    at = open_page("pages/evaluate.py")
+    at = open_page("app/evaluate.py")
     assert not at.exception
     assert "MNIST_STUDIO_DATA" in at.warning[0].value
     assert any("images need the dataset" in i.value for i in at.info)
@@ -189,6 +192,6 @@ def test_unreadable_test_outputs_get_a_clear_message(store, content):
         np.savez(run / "test_outputs.npz", probs=np.full((3, 10), 0.1, np.float16), labels=np.array([0, 1, 12]))
     else:
         (run / "test_outputs.npz").write_bytes(content)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app/evaluate.py")
     assert not at.exception
     assert "cannot be read" in at.error[0].value and not at.metric

@@ -4,8 +4,9 @@ import io
 import numpy as np
 import pytest
 
-from core import analysis, metrics
-from core import evaluation_view as ev
+from core.analysis import errors as analysis
+from core.analysis import metrics
+from core.views import evaluation as ev
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from core import runs
-from core.checkpoint import load_checkpoint
+from core.store import runs
+from core.store.checkpoint import load_checkpoint
 from tests.conftest import REPO, wait_for
 
 
@@ -51,9 +51,9 @@ def test_sigkill_mid_epoch_shows_interrupted_keeps_last_and_resumes_to_the_same_
 
 WRITER = """
 import sys, torch
-from core.checkpoint import save_checkpoint
-from core.models import create_model
-from core import atomic
+from core.store.checkpoint import save_checkpoint
+from core.models.registry import create_model
+from core.store import atomic
 model = create_model("cnn_enhanced")
 target = sys.argv[1]
 i = 0

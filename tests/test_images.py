@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
-from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decode_image, decode_many
+from core.inference.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decode_image, decode_many
 
 RNG = np.random.default_rng(0)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.checkpoint import LoadedModel
-from core.latency import measure_latency
-from core.models import create_model
+from core.inference.latency import measure_latency
+from core.models.registry import create_model
+from core.store.checkpoint import LoadedModel
 
 
 def loaded(model: nn.Module, tta_flip: bool = False) -> LoadedModel:

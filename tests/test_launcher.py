@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import launcher, runs
-from core.config import ConfigError
+from core.store import launcher, runs
+from core.training.config import ConfigError
 from tests.conftest import tiny_config, wait_for
 
 

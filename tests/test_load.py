@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core import runs
+from core.store import runs
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, chromium_page, streamlit_server
 from tests.test_launcher import no_orphans, state  # noqa: F401  (no_orphans: autouse clean-up)
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from core.metrics import (
+from core.analysis.metrics import (
     accuracy,
     classification_report,
     confusion_matrix,

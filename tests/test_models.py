@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.models import count_parameters, create_model, list_models, model_names
+from core.models.registry import count_parameters, create_model, list_models, model_names
 
 REQUIRED = {"linear", "mlp", "cnn2", "cnn_basic", "lenet5", "cnn_base", "cnn_enhanced", "cnn_small",
             "resnet18", "fast"}

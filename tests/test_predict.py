@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core import predict
-from core.checkpoint import LoadedModel, save_checkpoint
-from core.models import create_model
-from core.preprocess import Preprocessed, ink_stats, preprocess
+from core import predict as predict_cli
+from core.inference import predictor as predict
+from core.inference.preprocess import Preprocessed, ink_stats, preprocess
+from core.models.registry import create_model
+from core.store.checkpoint import LoadedModel, save_checkpoint
 from tests.conftest import REPO
 
 DIGITS = [str(d) for d in range(10)]
@@ -193,7 +194,7 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
 
 
 def test_every_kind_of_upload_is_predicted_or_refused_in_one_line(mnist_pretrained):
-    from core.checkpoint import load_model
+    from core.store.checkpoint import load_model
     from tests.test_images import png_header_only
 
     root, real = mnist_pretrained
@@ -266,7 +267,7 @@ def test_a_drawn_seven_is_read_as_seven_anywhere_and_at_any_size(mnist_pretraine
     root, real = mnist_pretrained
     if not real:
         pytest.skip("needs a model trained on real MNIST")
-    from core.checkpoint import load_model
+    from core.store.checkpoint import load_model
 
     models = {"fast": load_model(root / "mnist-fast")}
     for box, width in [((60, 50, 210, 240), 18), ((10, 10, 70, 90), 8), ((150, 170, 270, 270), 10),
@@ -326,12 +327,12 @@ def test_cli_prints_one_json_line_per_image_per_run(tmp_path, template_run, mnis
 def test_cli_dataset_style_and_bad_arguments(tmp_path, template_run, capsys):
     image = tmp_path / "pattern.png"
     image.write_bytes(png((PATS[9] * 255).astype(np.uint8)))
-    assert predict.main(["--run", str(template_run), "--dataset-style", "fashion", str(image)]) == 0
+    assert predict_cli.main(["--run", str(template_run), "--dataset-style", "fashion", str(image)]) == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert record["file"] == str(image) and len(record["top_k"]) == 3
     assert record["label"] == 9  # fashion style keeps a full-frame pattern as it is; the model reads its own
-    assert predict.main(["--run", str(tmp_path / "nowhere"), str(image)]) == 2
+    assert predict_cli.main(["--run", str(tmp_path / "nowhere"), str(image)]) == 2
     out = capsys.readouterr()
     assert "no run directory" in out.err and out.out == ""
-    assert predict.main(["--run", str(template_run), "--top-k", "0", str(image)]) == 2
+    assert predict_cli.main(["--run", str(template_run), "--top-k", "0", str(image)]) == 2
     assert "top-k" in capsys.readouterr().err

@@ -39,13 +39,13 @@ def texts(at) -> str:
 
 
 def test_page_without_models_says_how_to_get_one(store):
-    at = open_page("pages/predict.py")
+    at = open_page("app/predict.py")
     assert not at.exception
     assert "No trained models" in " ".join(i.value for i in at.info)
 
 
 def test_page_with_a_model_preselects_it_and_asks_for_a_drawing(with_model):
-    at = open_page("pages/predict.py")
+    at = open_page("app/predict.py")
     assert not at.exception
     (models,) = at.multiselect
     assert len(models.value) == 1 and "mnist-fast" in models.value[0]
@@ -56,12 +56,12 @@ def test_page_with_a_model_preselects_it_and_asks_for_a_drawing(with_model):
 
 
 def test_a_broken_checkpoint_is_reported_and_the_other_models_still_predict(with_model, store):
-    from core import runs
+    from core.store import runs
 
     broken = store / "broken-run"
     writer = runs.RunWriter.create(broken, {"dataset": "mnist", "model": "fast"}, state="completed")
     (writer.path / "best.pt").write_bytes(b"not a checkpoint")
-    at = open_page("pages/predict.py")
+    at = open_page("app/predict.py")
     assert len(at.multiselect[0].value) == 2
     at.radio(key="predict_source").set_value("Upload").run()
     at.file_uploader(key="predict_upload").set_value(("seven.png", png_bytes(seven_photo()), "image/png"))
@@ -73,7 +73,7 @@ def test_a_broken_checkpoint_is_reported_and_the_other_models_still_predict(with
 
 
 def test_upload_of_one_photo_shows_prediction_stages_saliency_and_probe(with_model):
-    at = open_page("pages/predict.py")
+    at = open_page("app/predict.py")
     at.radio(key="predict_source").set_value("Upload").run()
     at.file_uploader(key="predict_upload").set_value(("seven.jpg", png_bytes(seven_photo(), "JPEG"), "image/jpeg"))
     at.run()
@@ -89,7 +89,7 @@ def test_upload_of_one_photo_shows_prediction_stages_saliency_and_probe(with_mod
 
 
 def test_many_uploads_give_a_table_csv_and_one_line_per_bad_file(with_model):
-    at = open_page("pages/predict.py")
+    at = open_page("app/predict.py")
     at.radio(key="predict_source").set_value("Upload").run()
     files = [("seven.png", png_bytes(seven_photo()), "image/png"),
              ("notes.txt", b"this is not an image", "text/plain"),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-from core.preprocess import (
+from core.inference.preprocess import (
     CENTRE,
     DIGIT_BOX,
     REFERENCE_STATS,
@@ -202,7 +202,7 @@ def test_fashion_keeps_dim_parts_of_the_object():
 
 
 def test_style_by_dataset_and_unknown_style():
-    from core.data import DATASETS  # imports torch; core.preprocess must not
+    from core.data.datasets import DATASETS  # imports torch; core.preprocess must not
 
     assert STYLE_BY_DATASET == {name: spec.style for name, spec in DATASETS.items()}
     assert set(STYLE_BY_DATASET.values()) <= set(STYLES)
@@ -239,7 +239,7 @@ def test_large_photo_is_scaled_down_first():
 
 def real_test_images(root, dataset: str, n: int) -> np.ndarray:
     """The first n test images of a real dataset, uint8 (n, 28, 28)."""
-    from core.data import raw_dir
+    from core.data.datasets import raw_dir
 
     data = (raw_dir(dataset, root) / "t10k-images-idx3-ubyte").read_bytes()
     return np.frombuffer(data, np.uint8, count=n * SIDE * SIDE, offset=16).reshape(n, SIDE, SIDE)

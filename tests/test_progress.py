@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from core import progress, runs
-from core.train import run
+from core.store import progress, runs
+from core.training.loop import run
 from tests.conftest import tiny_config
 
 

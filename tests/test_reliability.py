@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from core import runs, train
-from pages._shared import list_finished_runs
+from app.components.common import list_finished_runs
+from core.store import runs
+from core.training import loop as train
 from tests.conftest import REPO, open_page, tiny_config
 from tests.test_predict_page import png_bytes, seven_photo, texts
 
@@ -62,10 +63,10 @@ def test_every_page_survives_a_store_of_damaged_runs_and_says_what_is_wrong(dama
     assert skipped == 2 and [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]
 
     for page in PAGES:
-        at = open_page(f"pages/{page}.py")
+        at = open_page(f"app/{page}.py")
         assert not at.exception, (page, at.exception)
 
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     at.session_state["train_view"] = "All runs"
     table = at.run().dataframe[0].value
     assert {"good", "torn-metrics", "no-summary", "junk", "bad-outputs"} <= set(table["run"])
@@ -73,7 +74,7 @@ def test_every_page_survives_a_store_of_damaged_runs_and_says_what_is_wrong(dama
 
     offered = [str(info.path) for info in list_finished_runs()]
     assert {str(damaged_store / n) for n in ("good", "torn-metrics", "no-summary", "bad-outputs")} <= set(offered)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app/evaluate.py")
     for path in offered:  # every run the Evaluate page offers opens, or says why it cannot
         at.selectbox(key="eval_run").set_value(path).run()
         assert not at.exception, (path, at.exception)
@@ -94,7 +95,7 @@ def test_with_the_data_root_pointing_nowhere_pages_say_so_and_predict_still_work
     monkeypatch.setenv("MNIST_STUDIO_PRETRAINED", str(mnist_pretrained[0]))
 
     for page in ("train", "data"):  # pages that need the images say what is missing and where it looks
-        at = open_page(f"pages/{page}.py")
+        at = open_page(f"app/{page}.py")
         if page == "train":  # it opens on the latest run; the notice belongs to the New run form
             at.session_state["train_view"] = "New run"
             at.run()
@@ -102,14 +103,14 @@ def test_with_the_data_root_pointing_nowhere_pages_say_so_and_predict_still_work
         said = texts(at)
         assert "MNIST_STUDIO_DATA" in said and str(nowhere) in said, page
 
-    at = open_page("pages/evaluate.py")  # the stored metrics still show; the images need the data
+    at = open_page("app/evaluate.py")  # the stored metrics still show; the images need the data
     assert not at.exception and at.metric
     assert "MNIST_STUDIO_DATA" in texts(at)
 
-    at = open_page("pages/compare.py")
+    at = open_page("app/compare.py")
     assert not at.exception
 
-    at = open_page("pages/predict.py")  # pretrained models need no dataset
+    at = open_page("app/predict.py")  # pretrained models need no dataset
     at.radio(key="predict_source").set_value("Upload").run()
     at.file_uploader(key="predict_upload").set_value(("seven.png", png_bytes(seven_photo()), "image/png"))
     at.run()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core import runs
+from core.store import runs
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a/b", "/etc", ".hidden", "-rf", "", "a" * 121, "x\x00y", "a..b"])

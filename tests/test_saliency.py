@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import saliency
-from core.checkpoint import LoadedModel, load_model
-from core.models import create_model
+from core.inference import saliency
+from core.models.registry import create_model
+from core.store.checkpoint import LoadedModel, load_model
 from tests.conftest import tiny_config
 from tests.idx import synthetic_digits
 
@@ -36,7 +36,8 @@ def region_model() -> LoadedModel:
 @pytest.fixture(scope="module")
 def square_net(tmp_path_factory, tiny_data_root) -> LoadedModel:
     """cnn2 trained on the tiny synthetic data, where class k is a bright 6x6 square at position k."""
-    from core import runs, train
+    from core.store import runs
+    from core.training import loop as train
 
     run = tmp_path_factory.mktemp("saliency") / "cnn2"
     config = tiny_config(model="cnn2", epochs=3)

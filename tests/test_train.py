@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from core import runs
-from core.train import lr_at, run
+from core.store import runs
+from core.training.loop import lr_at, run
 from tests.conftest import REPO, tiny_config
 
 

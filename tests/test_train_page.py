@@ -4,10 +4,10 @@ import json
 import os
 from dataclasses import fields
 
-from core import runs
-from core.config import TrainConfig
-from core.presets import PRESETS
-from core.train import run
+from core.store import runs
+from core.training.config import TrainConfig
+from core.training.loop import run
+from core.training.presets import PRESETS
 from tests.conftest import open_page, tiny_config
 from tests.test_launcher import no_orphans, state, wait_for  # noqa: F401  (no_orphans is a fixture)
 
@@ -48,7 +48,7 @@ def made_run(store, name, **overrides):
 
 
 def test_renders_every_setting_with_its_help_on_an_empty_store(store):
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     assert not at.exception
     assert at.title[0].value == "Train"
     assert [t.label for t in at.tabs] == ["New run", "Watch", "All runs"]
@@ -67,7 +67,7 @@ def test_renders_every_setting_with_its_help_on_an_empty_store(store):
 
 
 def test_a_preset_fills_the_form_for_the_chosen_dataset(store):
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     widget(at, FIELD + "epochs").set_value(3)
     widget(at, "train_preset").set_value("cnn_basic").run()
     assert not at.exception
@@ -85,7 +85,7 @@ def test_a_preset_fills_the_form_for_the_chosen_dataset(store):
 
 
 def test_bad_values_are_refused_with_the_config_messages(store):
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     widget(at, FIELD + "lr").set_value(0.0)
     widget(at, FIELD + "patience").set_value(3)
     widget(at, FIELD + "val_fraction").set_value(0.0)
@@ -104,7 +104,7 @@ def test_bad_values_are_refused_with_the_config_messages(store):
 
 
 def test_start_creates_a_run_that_completes_and_is_listed(store):
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     widget(at, "train_dataset").set_value("mnist").run()
     settings = {"model": "cnn2", "epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 3e-3,
                 "schedule": "constant", "limit_batches": 3, "threads": 1, "precision": "fp32"}
@@ -130,14 +130,14 @@ def test_start_creates_a_run_that_completes_and_is_listed(store):
     table = at.dataframe[0].value
     assert list(table["run"]) == ["page-run"] and table["status"][0] == "completed"
     assert table["test acc"][0] == test_acc and table["epochs"][0] == "2/2"
-    assert not open_page("pages/train.py").exception  # a later visit opens on its latest run
+    assert not open_page("app/train.py").exception  # a later visit opens on its latest run
 
 
 def test_a_queued_run_shows_its_place_and_can_be_stopped(store):
     path = store / "waiting"
     runs.RunWriter.create(path, tiny_config().to_dict(), state="queued")
     runs.RunWriter(path).set_status("queued", pid=os.getpid(), queue_position=1, max_concurrent=1)
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     assert not at.exception
     assert "2nd in line (1 run ahead)" in texts(at, "info")
     assert widget(at, "train_delete").disabled and widget(at, "train_resume").disabled
@@ -147,7 +147,7 @@ def test_a_queued_run_shows_its_place_and_can_be_stopped(store):
 
 def test_a_diverged_run_shows_its_error_and_what_to_try(store):
     path = made_run(store, "diverged", lr=100.0, optimizer="sgd")
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     assert not at.exception
     status = runs.read_run(path).status
     assert status["state"] == "diverged"
@@ -158,7 +158,7 @@ def test_a_diverged_run_shows_its_error_and_what_to_try(store):
 
 def test_delete_asks_for_confirmation(store):
     path = made_run(store, "old")
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     widget(at, "train_delete").click().run()
     assert "Delete **old**" in texts(at, "warning")
     widget(at, "train_delete_no").click().run()
@@ -178,7 +178,7 @@ def test_a_training_run_shows_live_status_step_chart_and_its_finished_epochs(sto
         writer.log({"type": "step", "epoch": 1 + step // 10, "step": step, "loss": 2.0 / step, "elapsed": step / 10})
     writer.log({"type": "epoch", "epoch": 1, "step": 10, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.8,
                 "val_acc": 0.75, "elapsed": 1.0, "epoch_seconds": 1.0})
-    at = open_page("pages/train.py")
+    at = open_page("app/train.py")
     assert not at.exception and at.session_state["train_view"] == "Watch"
     assert "`running`" in texts(at, "markdown") and "75.00%" in texts(at, "markdown")
     charts = [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]

@@ -3,12 +3,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import normalise, to_unit_float
-from core.models import create_model
-from core.train import DATA_INIT_IMAGES, prepare_split, run
-from core.whitening import patch_covariance, whiten_conv
+from core.data.datasets import normalise, to_unit_float
+from core.models.registry import create_model
+from core.models.whitening import patch_covariance, whiten_conv
+from core.store import runs
+from core.store.checkpoint import load_checkpoint
+from core.training.loop import DATA_INIT_IMAGES, prepare_split, run
 from tests.conftest import tiny_config
 
 

@@ -1,0 +1,173 @@
+"""Predict: draw or upload, see what every model reads, how sure it is, where it looked, how robust it is."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from app.components.common import (
+    cached_model,
+    dataset_picker,
+    list_finished_runs,
+    run_label,
+    show_checkpoint_error,
+)
+from core.data.datasets import DATASETS
+from core.inference.predictor import (
+    FileResult,
+    default_model_choices,
+    disagreement,
+    display_stages,
+    dissenting_models,
+    input_warnings,
+    predict_files,
+    predict_image,
+    results_csv,
+    results_table,
+    robustness_probe,
+)
+from core.inference.preprocess import STYLE_BY_DATASET, preprocess
+from core.inference.saliency import overlay, saliency_map
+from core.store.checkpoint import CheckpointError, LoadedModel
+
+CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
+THING = {"digits": "digit", "fashion": "piece of clothing"}
+
+
+def probability_chart(result: dict, class_names: list[str]) -> go.Figure:
+    """The ten probabilities as bars, the predicted class highlighted."""
+    colours = ["#d62728" if i == result["label"] else "#9aa5b1" for i in range(len(class_names))]
+    fig = go.Figure(go.Bar(x=list(class_names), y=result["probs"], marker_color=colours,
+                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(height=230, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
+                      yaxis={"range": [0, 1], "tickformat": ".0%"}, xaxis={"type": "category"})
+    return fig
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _predict_uploads(files: tuple[tuple[str, bytes], ...], run_paths: tuple[tuple[str, str], ...],
+                     style: str) -> list[FileResult]:
+    """predict_files for an upload, cached on the files' bytes and the chosen runs."""
+    return predict_files({name: cached_model(path) for name, path in run_paths}, files, style)
+
+
+def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel], style: str, key: str) -> None:
+    """Everything about one input: agreement, warnings, per-model answers and saliency, stages, robustness."""
+    x = pre.tensor_input
+    message = disagreement(results)
+    if message:
+        st.warning(f"⚠️ {message}")
+    elif len(results) > 1:
+        st.success(f"All {len(results)} models agree: **{results[0]['class_name']}**.")
+    for warning in input_warnings(pre, results, style):
+        st.warning(warning)
+
+    dissent = dissenting_models(results)
+    for column, result in zip(st.columns(len(results)), results, strict=True):
+        with column:
+            loaded = models[result["model"]]
+            st.markdown(f"**{result['model']}** · `{result['arch']}`")
+            st.metric("Prediction", result["class_name"], help="the most probable class",
+                      delta="disagrees" if result["model"] in dissent else None, delta_color="inverse",
+                      delta_arrow="off")
+            st.caption(f"{result['confidence']:.1%} sure; next: "
+                       + ", ".join(f"{t['class_name']} {t['prob']:.0%}" for t in result["top_k"][1:]))
+            st.plotly_chart(probability_chart(result, loaded.class_names), key=f"{key}_chart_{result['model']}",
+                            config={"displayModeBar": False})
+            method, heat = saliency_map(loaded, x, result["label"])
+            st.image(overlay(x, heat), width=168,
+                     caption=f"{method}: where it saw “{result['class_name']}”")
+
+    st.subheader("What the model sees")
+    st.caption("Each preprocessing stage, done the way the dataset itself was made; the last is the 28x28 input.")
+    stages = display_stages(image, pre)
+    st.image([img for _, img in stages], caption=[name for name, _ in stages], width=96)
+
+    st.subheader("Robustness probe")
+    st.caption("The same input shifted, rotated, scaled and with thinner or thicker strokes; ✗ marks a changed answer.")
+    probe = robustness_probe(models, pre)
+    st.image(probe.images, caption=probe.names, width=64, clamp=True)
+    st.dataframe(probe.table(), hide_index=True, height="content", key=f"{key}_probe")
+    st.caption(" · ".join(f"{m} keeps its answer on {share:.0%} of the variants"
+                          for m, share in probe.stability().items()))
+
+
+st.title("Predict")
+st.caption("Draw or upload an image and see what each model predicts, how sure it is, where it looked, "
+           "and whether a small shift or rotation changes its mind.")
+
+dataset = dataset_picker(key="predict_dataset")
+style = STYLE_BY_DATASET[dataset]
+infos = list_finished_runs(dataset, need_test_outputs=False)
+if not infos:
+    st.info(f"No trained models for {DATASETS[dataset].title} yet: train one on the Train page.")
+    st.stop()
+
+by_path = {str(info.path): info for info in infos}
+chosen = st.multiselect("Models", list(by_path), default=[str(i.path) for i in default_model_choices(infos)],
+                        format_func=lambda p: run_label(by_path[p]), key=f"predict_models_{dataset}")
+models: dict[str, LoadedModel] = {}
+for path in chosen:
+    try:
+        models[by_path[path].label] = cached_model(by_path[path].path)
+    except CheckpointError as err:
+        show_checkpoint_error(err)
+if not models:
+    st.info("Pick at least one model above.")
+    st.stop()
+
+source = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="predict_source",
+                  format_func=lambda s: f"Draw a {THING[style]}" if s == "Draw" else "Upload images")
+
+if source == "Draw":
+    canvas_col, help_col = st.columns(2)
+    with help_col:
+        stroke = st.slider("Stroke width", 6, 40, 18, key="predict_stroke",
+                           help="MNIST strokes are about a tenth of the digit's height")
+        st.caption(f"Draw one {THING[style]} in white on the black canvas, any size, anywhere. "
+                   "The toolbar above the canvas undoes, redoes or clears it (bin). The picture is "
+                   "sent each time you release the mouse.")
+    with canvas_col:
+        st.write("")  # room for the canvas toolbar, which floats above the canvas
+        canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
+                           height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
+                           return_image_data=True, key="predict_canvas")
+    image = canvas.image_data
+    pre = preprocess(image, style) if image is not None else None
+    if pre is None or pre.is_blank:
+        st.info(f"Draw a {THING[style]} on the canvas: an empty canvas is not predicted.")
+    else:
+        show_results(image, pre, predict_image(models, pre), models, style, key="predict_draw")
+else:
+    uploads = st.file_uploader("Images: PNG, JPEG, WebP, BMP or GIF (one or many, up to 10 MB each)",
+                               accept_multiple_files=True, key="predict_upload")
+    if not uploads:
+        st.info(f"Upload a photo or scan of a {THING[style]}; dark on light paper is fine, it is inverted.")
+        st.stop()
+    run_paths = tuple((name, str(loaded.path)) for name, loaded in models.items())
+    outcomes = _predict_uploads(tuple((f.name, f.getvalue()) for f in uploads), run_paths, style)
+    for outcome in outcomes:
+        if outcome.error:
+            st.error(outcome.error)
+    good = [o for o in outcomes if o.error is None]
+    if len(outcomes) > 1:
+        rows = results_table(outcomes, list(models))
+        st.subheader("Results")
+        st.dataframe(rows, hide_index=True, key="predict_results_table",
+                     column_config={f"{m} confidence": st.column_config.NumberColumn(format="percent")
+                                    for m in models})
+        st.download_button("Download as CSV", results_csv(rows), file_name="predictions.csv", mime="text/csv",
+                           key="predict_results_csv")
+    if not good:
+        st.info(f"None of the files could be predicted; upload a picture of a {THING[style]}.")
+        st.stop()
+    picked = good[0]
+    if len(good) > 1:
+        names = [o.file for o in good]
+        index = st.selectbox("Look closer at", range(len(good)), format_func=lambda i: names[i],
+                             key="predict_detail_file")
+        picked = good[index or 0]
+    st.subheader(picked.file)
+    show_results(picked.image, picked.pre, picked.results, models, style, key="predict_upload")
+

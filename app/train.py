@@ -1,0 +1,427 @@
+"""Train: launch a run (any settings, or a preset in one click), watch it live, stop, resume or delete it.
+
+Training runs in its own process (core.launcher); this page only reads the run store, so a rerun, a
+refresh or a second tab never touches a run. The live view is a fragment that refreshes every second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.components.common import data_missing_notice, dataset_picker
+from core.models.registry import list_models
+from core.store import launcher, progress, runs
+from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
+from core.training.config import ConfigError, TrainConfig, field_help
+from core.training.presets import PRESETS
+
+FIELD = "train_f_"  # widget key prefix of every TrainConfig field
+GROUPS = {
+    "Optimiser": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "ema"],
+    "Learning-rate schedule": ["schedule", "warmup", "step_every", "step_gamma"],
+    "Regularisation and augmentation": ["label_smoothing", "translate", "hflip", "vflip", "rotate", "erase",
+                                        "tta_flip", "model_kwargs"],
+    "Validation and data": ["val_fraction", "patience", "folds", "fold", "seed", "subset", "limit_batches",
+                            "monitor_test"],
+    "Hardware": ["device", "precision", "channels_last", "threads"],
+}
+OPEN_GROUPS = ("Optimiser",)
+FLOAT_STEPS = {"lr": 1e-4, "weight_decay": 1e-4, "rotate": 1.0}
+HELP = field_help()
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+CHART_HEIGHT = 280
+NEW_RUN, WATCH, ALL_RUNS = VIEWS = ("New run", "Watch", "All runs")
+VIEW_KEY = "train_view"
+
+
+@st.cache_data(show_spinner=False)
+def models_by_name() -> dict[str, dict]:
+    return {m["name"]: m for m in list_models()}
+
+
+# ---- the form -------------------------------------------------------------------------------------
+
+def widget_value(name: str, value):
+    """A config value as its widget holds it (model_kwargs as JSON text)."""
+    return json.dumps(value) if name == "model_kwargs" else value
+
+
+def fill_form(values: dict) -> None:
+    """Put a whole config into the form's widgets (before they are drawn)."""
+    for name, value in values.items():
+        if name != "dataset":
+            st.session_state[FIELD + name] = widget_value(name, value)
+
+
+def apply_preset() -> None:
+    preset = st.session_state.get("train_preset")
+    if preset:
+        fill_form(PRESETS[preset].config(st.session_state["train_dataset"]).to_dict())
+
+
+def form_values() -> dict:
+    """The settings as the form holds them, ready for TrainConfig.from_dict."""
+    values = {name: st.session_state.get(FIELD + name) for name in FIELDS if name != "dataset"}
+    return {"dataset": st.session_state.get("train_dataset"), **values}
+
+
+def build_config() -> tuple[TrainConfig | None, list[str]]:
+    """The form's config, or the validation messages."""
+    try:
+        config = TrainConfig.from_dict(form_values())
+    except ConfigError as err:
+        return None, err.messages
+    problems = launcher.model_kwargs_problems(config)
+    return (None, problems) if problems else (config, [])
+
+
+def field_widget(name: str) -> None:
+    f, key, help_text = FIELDS[name], FIELD + name, HELP[name]
+    label = name.replace("_", " ").capitalize()
+    if "choices" in f.metadata:
+        st.selectbox(label, f.metadata["choices"], key=key, help=help_text)
+    elif f.type == "bool":
+        st.checkbox(label, key=key, help=help_text)
+    elif f.type == "int":
+        st.number_input(label, step=1, key=key, help=help_text)
+    elif f.type == "float":
+        st.number_input(label, step=FLOAT_STEPS.get(name, 0.05), format="%g", key=key, help=help_text)
+    else:
+        st.text_input(label, key=key, help=help_text)
+
+
+def start() -> None:
+    """Start button: launch the form's run and watch it (a callback, so it may reset widgets)."""
+    st.session_state.pop("train_message", None)
+    config, problems = build_config()
+    if problems:
+        st.session_state["train_message"] = ("error", "Not started: " + "; ".join(problems))
+        return
+    try:
+        path = launcher.start_run(config, st.session_state.get("train_name") or None,
+                                  int(st.session_state.get("train_nproc") or 1))
+    except (ConfigError, ValueError, FileExistsError, OSError) as err:
+        st.session_state["train_message"] = ("error", f"Not started: {err}")
+        return
+    st.session_state["train_watch"] = str(path)
+    st.session_state[VIEW_KEY] = WATCH
+    st.session_state["train_name"] = ""
+    st.session_state["train_message"] = ("success", f"Started {path.name}.")
+
+
+def launch_form() -> None:
+    for name, f in FIELDS.items():
+        if name != "dataset":
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            st.session_state.setdefault(FIELD + name, widget_value(name, default))
+    dataset = dataset_picker("train_dataset")
+    if st.session_state.get("train_form_dataset") != dataset:  # presets are tuned per dataset
+        st.session_state["train_form_dataset"] = dataset
+        apply_preset()
+    data_missing_notice(dataset)
+    st.pills("Preset", list(PRESETS), key="train_preset", on_change=apply_preset, width="stretch",
+             help="Fill the whole form with a reference architecture's published settings, or ours.")
+    if st.session_state.get("train_preset"):
+        st.caption(f"Filled from preset **{PRESETS[st.session_state['train_preset']].title}**; edit anything.")
+    models = models_by_name()
+    model = st.selectbox("Model", list(models), key=FIELD + "model", help=HELP["model"],
+                         format_func=lambda m: f"{m} · {models[m]['params']:,} parameters")
+    if model in models:
+        st.caption(f"{models[model]['description']} ({models[model]['reference']})")
+    for title, names in GROUPS.items():
+        with st.expander(title, expanded=title in OPEN_GROUPS):
+            cols = st.columns(2)
+            for i, name in enumerate(names):
+                with cols[i % 2]:
+                    field_widget(name)
+    cols = st.columns(2)
+    cols[0].text_input("Run name (optional)", key="train_name", placeholder="time-dataset-model",
+                       help="letters, digits, '.', '_' and '-'")
+    cols[1].number_input("Processes", min_value=1, max_value=launcher.MAX_PROCESSES, value=1, step=1,
+                         key="train_nproc", help="training processes: 1 runs `python -m core.train`; more run it "
+                         "under torchrun (DistributedDataParallel, each process takes a share of every batch)")
+    config, problems = build_config()
+    for problem in problems:
+        st.error(problem)
+    st.button("Start training", type="primary", key="train_start", on_click=start, disabled=bool(problems))
+    n = max_concurrent()
+    st.caption(f"At most {n} run{'s' if n > 1 else ''} train{'' if n > 1 else 's'} at once "
+               f"(`{MAX_CONCURRENT_ENV}`); later starts wait in a queue.")
+
+
+# ---- watching one run ----------------------------------------------------------------------------
+
+def metrics_tail(path: Path) -> progress.MetricsTail:
+    """This session's incremental reader of a run's metrics."""
+    tails = st.session_state.setdefault("train_tails", {})
+    if str(path) not in tails:
+        if len(tails) > 8:
+            tails.clear()
+        tails[str(path)] = progress.MetricsTail(path)
+    return tails[str(path)]
+
+
+def progress_text(p: progress.LiveProgress, state: str) -> str:
+    epoch = f"epoch {p.epoch}/{p.total_epochs or '?'}" if state == "running" else \
+        f"{p.epochs_done}/{p.total_epochs or '?'} epochs done"
+    parts = [epoch, f"step {p.step:,}/{p.total_steps or 0:,}"]
+    if p.images_per_sec:
+        parts.append(f"{p.images_per_sec:,.0f} images/s")
+    if state == "running" and p.eta_now() is not None:
+        parts.append(f"ETA {progress.format_duration(p.eta_now())}")
+    return " · ".join(parts)
+
+
+def line_figure(title: str, x_title: str, y_title: str, traces: list[go.Scatter]) -> go.Figure:
+    fig = go.Figure(traces)
+    fig.update_layout(title=title, height=CHART_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis_title=x_title, yaxis_title=y_title, legend={"orientation": "h", "y": -0.25},
+                      uirevision="keep")
+    return fig
+
+
+def step_figure(p: progress.LiveProgress) -> go.Figure:
+    """Training loss per step, raw and smoothed."""
+    steps, raw, smooth = p.loss_series()
+    return line_figure("Training loss per step", "step", "loss", [
+        go.Scatter(x=steps, y=raw, name="raw", mode="lines", line={"width": 1}, opacity=0.35),
+        go.Scatter(x=steps, y=smooth, name="smoothed", mode="lines", line={"width": 2}),
+    ])
+
+
+def step_chart(figure: go.Figure, live: bool) -> None:
+    """Live charts are static images (cheaper to redraw); a finished run's charts can be hovered and zoomed."""
+    st.plotly_chart(figure, key="train_chart_steps", config={"staticPlot": True} if live else None)
+
+
+def epoch_charts(p: progress.LiveProgress, live: bool) -> None:
+    """Loss and accuracy per epoch, train and validation (and the benchmark's test monitor)."""
+    config = {"staticPlot": True} if live else None
+    epochs = [row.epoch for row in p.epochs]
+    cols = st.columns(2)
+
+    def series(attr: str, scale: float = 1.0) -> list:
+        return [None if getattr(r, attr) is None else getattr(r, attr) * scale for r in p.epochs]
+
+    with cols[0]:
+        st.plotly_chart(line_figure("Loss per epoch", "epoch", "loss", [
+            go.Scatter(x=epochs, y=series("train_loss"), name="train", mode="lines+markers"),
+            go.Scatter(x=epochs, y=series("val_loss"), name="validation", mode="lines+markers"),
+        ]), key="train_chart_epoch_loss", config=config)
+    with cols[1]:
+        traces = [go.Scatter(x=epochs, y=series("train_acc", 100), name="train", mode="lines+markers"),
+                  go.Scatter(x=epochs, y=series("val_acc", 100), name="validation", mode="lines+markers")]
+        if any(r.test_acc is not None for r in p.epochs):
+            traces.append(go.Scatter(x=epochs, y=series("test_acc", 100), name="test (monitor)",
+                                     mode="lines+markers"))
+        st.plotly_chart(line_figure("Accuracy per epoch", "epoch", "accuracy %", traces),
+                        key="train_chart_epoch_acc", config=config)
+
+
+def status_block(info: runs.RunInfo, p: progress.LiveProgress) -> str:
+    """Status line, queue place and progress bar of one run; returns its state."""
+    state = info.state
+    st.markdown(f"**Status:** `{state}`")
+    if state == "queued":
+        st.info(progress.queue_text(info.status, max_concurrent()))
+    st.progress(p.fraction, text=progress_text(p, state))
+    return state
+
+
+def read_progress(path: Path) -> tuple[runs.RunInfo, progress.LiveProgress]:
+    """A run's files and its progress so far (read incrementally, per session)."""
+    info = runs.read_run(path)
+    return info, progress.summarize(metrics_tail(path).read(), info.config)
+
+
+def show_run(path: Path) -> None:
+    """A run that is not training: status, its numbers and interactive charts, from its files."""
+    info, p = read_progress(path)
+    status_block(info, p)
+    cols = st.columns(3)
+    cols[0].metric("Best val. accuracy", f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–")
+    test_acc = p.test_acc if p.test_acc is not None else (info.summary or {}).get("test_acc")
+    cols[1].metric("Test accuracy", f"{test_acc:.2%}" if isinstance(test_acc, (int, float)) else "–")
+    cols[2].metric("Training time", progress.format_duration(p.elapsed) or "–")
+    if p.has_data:
+        step_chart(step_figure(p), live=False)
+        epoch_charts(p, live=False)
+
+
+# A training run and the browser share the machine, so the live view redraws as little as it can
+# (bench/page_overhead.py measures what watching costs training): one refresh a second for the status line,
+# progress bar (epoch, step, images/s, ETA) and step-loss chart, whose figure is rebuilt only every
+# LIVE_CHART_SECONDS (re-sending an unchanged figure costs the browser little); the epoch charts only when an
+# epoch ends (re-sending them every refresh cost the browser about a third of its work, measured by hand); and no CSS
+# transition or animation (NO_MOTION_CSS) makes the browser paint frames in between.
+LIVE_CHART_SECONDS = 2
+NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
+EPOCHS_DRAWN = "train_epochs_drawn"  # (run path, epochs) the page last drew the epoch charts for
+STEP_FIGURE = "train_step_figure"  # (run path, time built, figure) of the live step chart
+
+
+def live_step_figure(path: str, p: progress.LiveProgress) -> go.Figure:
+    """The step-loss figure of the watched run, rebuilt when it is LIVE_CHART_SECONDS old."""
+    cached = st.session_state.get(STEP_FIGURE)
+    if cached is None or cached[0] != path or time.time() - cached[1] >= LIVE_CHART_SECONDS:
+        cached = (path, time.time(), step_figure(p))
+        st.session_state[STEP_FIGURE] = cached
+    return cached[2]
+
+
+@st.fragment(run_every=1)
+def live_progress(path: str) -> None:
+    """Status, progress, best accuracy and step-loss chart of a training run, every second; the whole page
+    redraws when the run finishes an epoch (for the epoch charts) or ends."""
+    info, p = read_progress(Path(path))
+    state = status_block(info, p)
+    if state not in runs.ACTIVE_STATES or st.session_state.get(EPOCHS_DRAWN) != (path, len(p.epochs)):
+        st.rerun()
+    if not p.has_data:
+        if state == "running":
+            st.caption("Loading the data and building the model…")
+        return
+    best = f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–"
+    st.markdown(f"Best validation accuracy so far: **{best}** · training time: "
+                f"**{progress.format_duration(p.elapsed) or '–'}**")
+    step_chart(live_step_figure(path, p), live=True)
+
+
+def live_view(path: str) -> None:
+    """A training run: its live progress and step chart, and its epoch charts as of the last finished epoch."""
+    _, p = read_progress(Path(path))
+    st.session_state[EPOCHS_DRAWN] = (path, len(p.epochs))  # before the fragment compares against it
+    live_progress(path)
+    if p.epochs:
+        epoch_charts(p, live=True)
+
+
+def stop(path: str) -> None:
+    launcher.stop_run(Path(path))
+
+
+def resume(path: str) -> None:
+    try:
+        launcher.resume_run(Path(path))
+    except (RuntimeError, ValueError, OSError) as err:
+        st.session_state["train_run_message"] = f"Cannot resume: {err}"
+
+
+def delete(path: str) -> None:
+    st.session_state.pop("train_confirm_delete", None)
+    try:
+        launcher.delete_run(Path(path))
+    except (RuntimeError, runs.RunNameError, OSError) as err:
+        st.session_state["train_run_message"] = f"Cannot delete: {err}"
+        return
+    st.session_state.pop("train_watch", None)
+
+
+def run_actions(info: runs.RunInfo) -> None:
+    cols = st.columns(3)
+    active = info.state in runs.ACTIVE_STATES
+    cols[0].button("Stop", key="train_stop", on_click=stop, args=(str(info.path),), disabled=not active,
+                   help="save and end the run as `stopped` (a queued run leaves the queue)")
+    resume_refusal = launcher.can_resume(info)
+    cols[1].button("Resume", key="train_resume", on_click=resume, args=(str(info.path),),
+                   disabled=resume_refusal is not None,
+                   help=f"cannot resume: {resume_refusal}" if resume_refusal else
+                   "continue from the last completed epoch to the configured epochs")
+    cols[2].button("Delete", key="train_delete", disabled=active,
+                   on_click=lambda: st.session_state.update(train_confirm_delete=str(info.path)),
+                   help="stop the run first" if active else "delete the run directory and its weights")
+    if st.session_state.get("train_confirm_delete") == str(info.path):
+        st.warning(f"Delete **{info.name}** with its weights and metrics? This cannot be undone.")
+        yes, no = st.columns(2)
+        yes.button("Yes, delete", type="primary", key="train_delete_yes", on_click=delete, args=(str(info.path),))
+        no.button("Cancel", key="train_delete_no", on_click=lambda: st.session_state.pop("train_confirm_delete"))
+    message = st.session_state.pop("train_run_message", None)
+    if message:
+        st.error(message)
+    if info.state in ("failed", "diverged"):
+        st.error(f"This run {info.state}: {info.status.get('error') or 'no error was recorded'}")
+        if info.status.get("hint"):
+            st.info(f"What to try: {info.status['hint']}")
+        log = info.path / launcher.LOG_NAME
+        if log.is_file():
+            with st.expander("Training log (last lines)"):
+                st.code("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]) or "(empty)")
+    elif info.state == "stopped" and info.status.get("hint"):
+        st.info(info.status["hint"])
+    for problem in info.problems:
+        st.warning(problem)
+
+
+def watch(user_runs: list[runs.RunInfo]) -> None:
+    if not user_runs:
+        st.info("No runs yet: fill in the form under **New run** and press **Start training**.")
+        return
+    by_path = {str(r.path): r for r in user_runs}
+    if st.session_state.get("train_watch") not in by_path:
+        st.session_state["train_watch"] = next(iter(by_path))
+    chosen = st.selectbox("Run", list(by_path), key="train_watch",
+                          format_func=lambda p: by_path[p].name)
+    info = by_path[chosen]
+    config = info.config or {}
+    st.caption(f"{info.dataset} · {info.model} · {config.get('epochs')} epochs · batch {config.get('batch_size')} · "
+               f"{config.get('optimizer')} lr {config.get('lr')} · {config.get('schedule')}")
+    run_actions(info)
+    if info.state in runs.ACTIVE_STATES:
+        live_view(chosen)
+    else:
+        show_run(info.path)
+
+
+# ---- the run list ---------------------------------------------------------------------------------
+
+def snapshot(user_runs: list[runs.RunInfo]) -> tuple:
+    return tuple((r.name, r.state) for r in user_runs)
+
+
+@st.fragment(run_every=2)
+def watch_store() -> None:
+    """Draws nothing: redraws the page when a run appears, disappears or changes state (from any tab or shell)."""
+    if snapshot(runs.list_runs(include_pretrained=False)) != st.session_state.get("train_snapshot"):
+        st.rerun()
+
+
+def run_list(user_runs: list[runs.RunInfo]) -> None:
+    """Every user run, newest first."""
+    if not user_runs:
+        st.caption("Runs you start appear here, newest first. Pretrained models are on the Home page.")
+        return
+    st.dataframe(progress.run_rows(user_runs), hide_index=True, key="train_run_table", column_config={
+        "best val acc": st.column_config.NumberColumn(format="percent"),
+        "test acc": st.column_config.NumberColumn(format="percent"),
+    })
+
+
+st.html(NO_MOTION_CSS)  # a progress bar that jumps costs the browser one paint; one that glides, dozens
+st.title("Train")
+st.caption("Pick a dataset, a model and its settings (or a preset), start, and watch it learn. Each run trains "
+           "in its own process: reloading or closing this page never interrupts it.")
+all_user_runs = runs.list_runs(include_pretrained=False)
+st.session_state["train_snapshot"] = snapshot(all_user_runs)
+st.session_state.setdefault(VIEW_KEY, WATCH if all_user_runs else NEW_RUN)  # returning users see their latest run
+kind, text = st.session_state.get("train_message", (None, None))
+if kind:
+    getattr(st, kind)(text)
+# Lazy tabs: only the open tab is drawn, so while a run is watched the browser redraws a page without the form
+# and the run table (together about a third of the browser's work per live update, measured by hand).
+new_tab, watch_tab, list_tab = st.tabs(VIEWS, key=VIEW_KEY, on_change="rerun")
+if new_tab.open:
+    with new_tab:
+        launch_form()
+if watch_tab.open:
+    with watch_tab:
+        watch(all_user_runs)
+if list_tab.open:
+    with list_tab:
+        run_list(all_user_runs)
+watch_store()

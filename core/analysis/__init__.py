@@ -1,0 +1,1 @@
+"""Metrics, error analysis and comparison statistics over stored test outputs."""

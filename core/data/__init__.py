@@ -1,0 +1,1 @@
+"""Datasets in memory, splits, batched augmentation, dataset statistics and download."""

@@ -1,0 +1,1 @@
+"""Using models: device and precision, batched prediction, image decoding, preprocessing, saliency, latency."""

@@ -1,0 +1,1 @@
+"""TrainConfig, presets, the training loop, optimiser and schedule, weight averaging, distributed training."""

@@ -1,0 +1,1 @@
+"""Pure view models the pages render: tables, figures' data and labels, no Streamlit."""
