@@ -25,7 +25,7 @@ from core.inference.images import ImageError, decode_image
 from core.inference.latency import measure_latency
 from core.inference.predictor import predict_batch
 from core.inference.preprocess import preprocess
-from core.store import runs
+from core.store import events
 from core.store.checkpoint import CheckpointError
 from core.views import comparison as cv
 
@@ -124,7 +124,7 @@ right.download_button("Download table (Markdown)", compare.comparison_markdown(t
 
 # --- learning curves --------------------------------------------------------------------------
 st.subheader("Learning curves")
-curves = cv.learning_curves({n: runs.read_metrics(infos[n].path)[0] for n in names})
+curves = cv.learning_curves({n: events.read_events(infos[n].path)[0] for n in names})
 if not curves:
     st.info("These runs have no per-epoch metrics to plot.")
 else:

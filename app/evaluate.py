@@ -15,8 +15,9 @@ from app.components.common import cached_split, cached_test_outputs, data_missin
 from core.analysis import errors as analysis
 from core.data.datasets import DataUnavailableError, get_dataset
 from core.data.stats import enlarge
-from core.store import runs
+from core.store import events, runs
 from core.views import evaluation as ev
+from core.views.formats import format_count, format_duration
 
 PER_ROW = 6
 ANY = -1  # "any class" in the gallery filters
@@ -25,15 +26,8 @@ ANY = -1  # "any class" in the gallery filters
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_events(path: str, mtime: float, num_classes: int):
     """(learning-curve rows, {epoch: validation confusion}) from a run's metrics.jsonl, per file version."""
-    events, _ = runs.read_metrics(Path(path))
-    return ev.learning_curves(events), ev.epoch_confusions(events, num_classes)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+    logged, _ = events.read_events(Path(path))
+    return ev.learning_curves(logged), ev.epoch_confusions(logged, num_classes)
 
 
 def test_images(dataset: str, stored_labels):
@@ -133,13 +127,13 @@ head = ev.headline(probs, labels, info.summary)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Test accuracy", f"{head['test_acc']:.2%}")
 c2.metric("Macro F1", f"{head['macro_f1']:.4f}")
-c3.metric("Parameters", ev.format_count(head["params"]))
-c4.metric("Training time", ev.format_duration(head["train_seconds"]))
+c3.metric("Parameters", format_count(head["params"]))
+c4.metric("Training time", format_duration(head["train_seconds"]) or "—")
 st.caption(f"{spec.title} · model `{info.model}` · {head['test_images']:,} test images · "
            f"{head['epochs'] or '?'} epochs (best weights from epoch {head['best_epoch'] or '?'})")
 
 # ---- learning curves ----------------------------------------------------------------------------------
-curves, epoch_conf = run_events(str(info.path), _mtime(info.path / "metrics.jsonl"), len(names))
+curves, epoch_conf = run_events(str(info.path), runs.mtime(info.path / events.METRICS_FILE), len(names))
 st.subheader("Learning curves")
 if curves:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))

@@ -16,10 +16,11 @@ import streamlit as st
 
 from app.components.common import data_missing_notice, dataset_picker
 from core.models.registry import list_models
-from core.store import launcher, progress, runs
+from core.store import events, launcher, progress, runs
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.config import ConfigError, TrainConfig, field_help
 from core.training.presets import PRESETS
+from core.views.formats import format_duration
 
 FIELD = "train_f_"  # widget key prefix of every TrainConfig field
 GROUPS = {
@@ -157,13 +158,13 @@ def launch_form() -> None:
 
 # ---- watching one run ----------------------------------------------------------------------------
 
-def metrics_tail(path: Path) -> progress.MetricsTail:
+def metrics_tail(path: Path) -> events.MetricsTail:
     """This session's incremental reader of a run's metrics."""
     tails = st.session_state.setdefault("train_tails", {})
     if str(path) not in tails:
         if len(tails) > 8:
             tails.clear()
-        tails[str(path)] = progress.MetricsTail(path)
+        tails[str(path)] = events.MetricsTail(path)
     return tails[str(path)]
 
 
@@ -174,7 +175,7 @@ def progress_text(p: progress.LiveProgress, state: str) -> str:
     if p.images_per_sec:
         parts.append(f"{p.images_per_sec:,.0f} images/s")
     if state == "running" and p.eta_now() is not None:
-        parts.append(f"ETA {progress.format_duration(p.eta_now())}")
+        parts.append(f"ETA {format_duration(p.eta_now())}")
     return " · ".join(parts)
 
 
@@ -248,7 +249,7 @@ def show_run(path: Path) -> None:
     cols[0].metric("Best val. accuracy", f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–")
     test_acc = p.test_acc if p.test_acc is not None else (info.summary or {}).get("test_acc")
     cols[1].metric("Test accuracy", f"{test_acc:.2%}" if isinstance(test_acc, (int, float)) else "–")
-    cols[2].metric("Training time", progress.format_duration(p.elapsed) or "–")
+    cols[2].metric("Training time", format_duration(p.elapsed) or "–")
     if p.has_data:
         step_chart(step_figure(p), live=False)
         epoch_charts(p, live=False)
@@ -289,7 +290,7 @@ def live_progress(path: str) -> None:
         return
     best = f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–"
     st.markdown(f"Best validation accuracy so far: **{best}** · training time: "
-                f"**{progress.format_duration(p.elapsed) or '–'}**")
+                f"**{format_duration(p.elapsed) or '–'}**")
     step_chart(live_step_figure(path, p), live=True)
 
 

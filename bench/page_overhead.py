@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.data.datasets import is_available  # noqa: E402
-from core.store import launcher, runs  # noqa: E402
+from core.store import events, launcher, runs  # noqa: E402
 from core.store.paths import data_root  # noqa: E402
 from core.training.presets import PRESETS, get_preset  # noqa: E402
 from tests.browser import chromium_page, streamlit_server  # noqa: E402
@@ -41,9 +41,9 @@ SETTLE_S = 8.0  # seconds a run waits queued before it may train
 
 def images_per_second(path: Path) -> tuple[float, float]:
     """(training images per second, training seconds) of a finished run, from its epoch events."""
-    events, _ = runs.read_metrics(path)
-    start = next(e for e in events if e["type"] == "start")
-    epochs = [e for e in events if e["type"] == "epoch"]
+    logged, _ = events.read_events(path)
+    start = next(e for e in logged if e["type"] == "start")
+    epochs = list(events.epoch_events(logged).values())
     seconds = sum(e["epoch_seconds"] for e in epochs)
     batch = runs.read_json(path / "config.json")["batch_size"]
     return start["steps_per_epoch"] * batch * len(epochs) / seconds, seconds

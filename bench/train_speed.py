@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from core.data.datasets import data_root, get_dataset  # noqa: E402
 from core.models.registry import create_model  # noqa: E402
+from core.store import events  # noqa: E402
 
 THRESHOLDS = {"fashion-mnist": (0.88, 0.90, 0.91, 0.92, 0.927, 0.94, 0.945), "mnist": (0.98, 0.985, 0.99, 0.995, 0.996)}
 REFERENCE_EPOCHS = {"fashion-mnist": 5, "mnist": 4}
@@ -79,8 +80,8 @@ def preset_curve(dataset: str, preset: str, extra: list[str]) -> tuple[list[tupl
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
         run_dir = Path(out.stdout.strip().splitlines()[-1])
-        events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        curve = [(e["elapsed"], e["test_acc"]) for e in events if e["type"] == "epoch"]
+        epochs = events.epoch_events(events.read_events(run_dir)[0])
+        curve = [(e["elapsed"], e["test_acc"]) for e in epochs.values()]
         summary = json.loads((run_dir / "summary.json").read_text())
     for i, (t, acc) in enumerate(curve):
         print(f"  {preset} epoch {i + 1}: {t:6.1f}s trained, test {acc:.4f}", flush=True)

@@ -1,7 +1,7 @@
 """The training command line: `python -m core.train --preset fast --dataset fashion-mnist`.
 
 Every TrainConfig field is a flag; `--start` trains a run the app prepared, `--resume` continues one.
-The loop itself lives in core.training.loop; this module parses, names and reports.
+The run lifecycle is core.training.session (the loop itself core.training.loop); this module parses, names and reports.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 from core.store import atomic, runs
 from core.training.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
 from core.training.distributed import DistContext, RankZeroError, setup_distributed
-from core.training.loop import run
 from core.training.presets import PRESETS, get_preset
+from core.training.session import run
 
 
 def build_parser() -> argparse.ArgumentParser:

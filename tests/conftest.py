@@ -67,7 +67,7 @@ def mnist_pretrained(tmp_path_factory, tiny_data_root) -> tuple[Path, bool]:
 
     from core.data.datasets import is_available
     from core.store import runs
-    from core.training import loop as train
+    from core.training import session as train
     from core.training.presets import get_preset
 
     root = tmp_path_factory.mktemp("pretrained")

@@ -7,7 +7,7 @@ from torch import nn
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
 from core.training.averaging import WeightAverage
-from core.training.loop import run
+from core.training.session import run
 from tests.conftest import tiny_config
 
 

@@ -14,7 +14,7 @@ from core.inference.engine import predict_probs
 from core.inference.preprocess import preprocess
 from core.store import runs
 from core.store.checkpoint import load_model
-from core.training.loop import run
+from core.training.session import run
 from tests.conftest import open_page, tiny_config
 
 

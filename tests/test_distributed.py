@@ -20,7 +20,8 @@ import torch
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
 from core.training.distributed import DUMP_WEIGHTS_ENV, DistContext, rank_device
-from core.training.loop import Trainer, run
+from core.training.loop import Trainer
+from core.training.session import run
 from tests.conftest import REPO, tiny_config
 
 # Momentum SGD rather than Adam: Adam divides by sqrt(v), which blows rounding noise on near-zero gradients up

@@ -10,7 +10,7 @@ import pytest
 from core.analysis import errors as analysis
 from core.analysis import metrics
 from core.store import runs
-from core.training import loop as train
+from core.training import session as train
 from core.views import evaluation as ev
 from tests.conftest import open_page, tiny_config
 from tests.idx import synthetic_digits, write_idx_images, write_idx_labels

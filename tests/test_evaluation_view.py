@@ -73,18 +73,6 @@ def test_outputs_confusion_and_headline():
     assert empty["params"] is None and empty["train_seconds"] is None
 
 
-def test_formatting():
-    assert ev.format_duration(None) == "—"
-    assert ev.format_duration(float("nan")) == "—"
-    assert ev.format_duration(42.04) == "42.0 s"
-    assert ev.format_duration(185) == "3 min 05 s"
-    assert ev.format_duration(3725) == "1 h 02 min"
-    assert ev.format_count(None) == "—"
-    assert ev.format_count(789) == "789"
-    assert ev.format_count(45_600) == "45.6 k"
-    assert ev.format_count(1_234_567) == "1.23 M"
-
-
 def test_per_class_rows_flag_the_lowest_f1_as_worst():
     conf = np.array([[9, 1, 0, 0], [5, 5, 0, 0], [0, 0, 10, 0], [0, 0, 2, 8]])
     rows = ev.per_class_rows(conf, ["a", "b", "c", "d"], n_worst=2)

@@ -1,10 +1,9 @@
-import json
-import os
 
 import pytest
 
-from core.store import progress, runs
-from core.training.loop import run
+from core.store import events, progress, runs
+from core.training.session import run
+from core.views.formats import format_duration
 from tests.conftest import tiny_config
 
 
@@ -93,40 +92,19 @@ def test_thin_keeps_first_and_last_and_at_most_the_limit():
     assert len(steps) == len(raw) == len(smooth) <= 50 and steps[-1] == 999
 
 
-def test_metrics_tail_reads_only_new_complete_lines_and_restarts_on_rewrite(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    tail = progress.MetricsTail(tmp_path)
-    assert tail.read() == []  # no file yet
-    path.write_text(json.dumps({"type": "start"}) + "\n" + '{"type": "step", "st')
-    assert [e["type"] for e in tail.read()] == ["start"]  # the half-written line waits
-    with open(path, "a") as f:
-        f.write('ep": 1}\nnot json\n[1]\n')
-    assert [e.get("step") for e in tail.read()] == [None, 1] and tail.bad_lines == 2
-    events = tail.read()
-    assert len(events) == 2  # nothing new: nothing re-read
-    tmp = tmp_path / "new.jsonl"
-    tmp.write_text(json.dumps({"type": "resume", "epoch": 1}) + "\n")
-    os.replace(tmp, path)  # resume rewrites the file atomically
-    assert [e["type"] for e in tail.read()] == ["resume"]
-    path.unlink()
-    assert tail.read() == []
-
-
 def test_the_tail_of_a_real_run_matches_the_store_reader(store):
     path = store / "r"
     config = tiny_config(epochs=2)
     runs.RunWriter.create(path, config.to_dict(), state="running")
     run(config, path)
-    events, bad = runs.read_metrics(path)
-    assert progress.MetricsTail(path).read() == events and bad == 0
-    p = progress.summarize(events, config.to_dict())
+    logged, bad = events.read_events(path)
+    assert events.MetricsTail(path).read() == logged and bad == 0
+    p = progress.summarize(logged, config.to_dict())
     assert p.end_state == "completed" and p.epochs_done == 2 and p.fraction == 1.0
     assert p.test_acc == runs.read_run(path).summary["test_acc"] and p.loss and len(p.loss_smooth) == len(p.loss)
 
 
-def test_texts_for_durations_ordinals_and_queue_places():
-    assert [progress.format_duration(s) for s in (None, -1, 0, 45.4, 185, 7380)] == ["", "", "0s", "45s",
-                                                                                     "3m 05s", "2h 03m"]
+def test_texts_for_ordinals_and_queue_places():
     assert [progress.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 102)] == \
         ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "102nd"]
     assert progress.status_text({"state": "queued", "queue_position": 1}) == "queued (2nd in line)"
@@ -149,7 +127,7 @@ def test_run_rows_list_every_run_with_its_numbers(store):
     summary = runs.read_run(done).summary
     assert rows[1]["status"] == "completed" and rows[1]["epochs"] == "2/2"
     assert rows[1]["test acc"] == summary["test_acc"] and rows[1]["best val acc"] == summary["best_val_acc"]
-    assert rows[1]["duration"] == progress.format_duration(summary["train_seconds"])
+    assert rows[1]["duration"] == format_duration(summary["train_seconds"])
     assert rows[0] | {"started": None} == {"run": "queued", "dataset": "fashion-mnist", "model": "cnn2",
                                           "status": "queued (1st in line)", "epochs": "0/7", "best val acc": None,
                                           "test acc": None, "duration": "", "started": None}

@@ -37,7 +37,7 @@ def region_model() -> LoadedModel:
 def square_net(tmp_path_factory, tiny_data_root) -> LoadedModel:
     """cnn2 trained on the tiny synthetic data, where class k is a bright 6x6 square at position k."""
     from core.store import runs
-    from core.training import loop as train
+    from core.training import session as train
 
     run = tmp_path_factory.mktemp("saliency") / "cnn2"
     config = tiny_config(model="cnn2", epochs=3)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.store import runs
-from core.training.loop import lr_at, run
+from core.training.optim import lr_at
+from core.training.session import run
 from tests.conftest import REPO, tiny_config
 
 

@@ -6,8 +6,8 @@ from dataclasses import fields
 
 from core.store import runs
 from core.training.config import TrainConfig
-from core.training.loop import run
 from core.training.presets import PRESETS
+from core.training.session import run
 from tests.conftest import open_page, tiny_config
 from tests.test_launcher import no_orphans, state, wait_for  # noqa: F401  (no_orphans is a fixture)
 

@@ -8,7 +8,8 @@ from core.models.registry import create_model
 from core.models.whitening import patch_covariance, whiten_conv
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
-from core.training.loop import DATA_INIT_IMAGES, prepare_split, run
+from core.training.loop import DATA_INIT_IMAGES, prepare_split
+from core.training.session import run
 from tests.conftest import tiny_config
 
 

@@ -1,38 +1,23 @@
 """What the live view of a run shows, computed from its metrics events alone (no Streamlit, no torch).
 
-`summarize(events)` turns the events of `metrics.jsonl` (start, step, epoch, early_stop, resume, test, end;
-see core.train) into a `LiveProgress`: where training stands (epoch, step, fraction, images/s, ETA), the
-per-step loss (raw and smoothed) and the per-epoch train/validation curves. Missing, partial or malformed
-events are skipped, never raised. `MetricsTail` reads a growing `metrics.jsonl` incrementally, so a page
-that refreshes every second reads only the new lines. `run_rows` is the run list of the Train page.
+`summarize(events)` turns the events of `metrics.jsonl` (schema and readers: core.store.events; a page
+that refreshes every second reads them with events.MetricsTail) into a `LiveProgress`: where training
+stands (epoch, step, fraction, images/s, ETA), the per-step loss (raw and smoothed) and the per-epoch
+train/validation curves. Missing, partial or malformed events are skipped, never raised. `run_rows` is
+the run list of the Train page.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.store import runs
+from core.store.events import integer, number
+from core.views.formats import format_duration
 
 SMOOTHING = 0.9  # EMA weight of the past in the smoothed step loss (TensorBoard-style, bias-corrected)
 MAX_POINTS = 600  # the most points a step-loss chart needs; longer series are thinned evenly
-
-
-def _number(value) -> float | None:
-    """`value` as a finite float, or None (also for booleans, strings and NaN)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _int(value) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None else None
 
 
 def ema(values: list[float], smoothing: float = SMOOTHING) -> list[float]:
@@ -122,49 +107,49 @@ class LiveProgress:
 
 def summarize(events: list[dict], config: dict | None = None, smoothing: float = SMOOTHING) -> LiveProgress:
     """Fold a run's events (in file order) into what the live view shows; `config` fills gaps (epochs)."""
-    p = LiveProgress(total_epochs=_int((config or {}).get("epochs")))
+    p = LiveProgress(total_epochs=integer((config or {}).get("epochs")))
     step_loss: dict[int, float] = {}
     epoch_rows: dict[int, EpochRow] = {}
     for event in events:
         if not isinstance(event, dict):
             continue
         kind = event.get("type")
-        p.updated = _number(event.get("time")) or p.updated
+        p.updated = number(event.get("time")) or p.updated
         if kind == "start":
-            p.total_epochs = _int(event.get("total_epochs")) or p.total_epochs
-            p.total_steps = _int(event.get("total_steps")) or p.total_steps
+            p.total_epochs = integer(event.get("total_epochs")) or p.total_epochs
+            p.total_steps = integer(event.get("total_steps")) or p.total_steps
             p.end_state, p.early_stopped, p.eta = None, False, None
         elif kind == "step":
-            step = _int(event.get("step"))
+            step = integer(event.get("step"))
             if step is None:
                 continue
-            p.step, p.epoch = step, _int(event.get("epoch")) or p.epoch
-            p.total_steps = _int(event.get("total_steps")) or p.total_steps
-            p.images_per_sec = _number(event.get("images_per_sec")) or p.images_per_sec
-            p.eta = _number(event.get("eta"))
-            p.elapsed = _number(event.get("elapsed")) or p.elapsed
-            loss = _number(event.get("loss"))
+            p.step, p.epoch = step, integer(event.get("epoch")) or p.epoch
+            p.total_steps = integer(event.get("total_steps")) or p.total_steps
+            p.images_per_sec = number(event.get("images_per_sec")) or p.images_per_sec
+            p.eta = number(event.get("eta"))
+            p.elapsed = number(event.get("elapsed")) or p.elapsed
+            loss = number(event.get("loss"))
             if loss is not None:
                 step_loss[step] = loss
         elif kind == "epoch":
-            epoch = _int(event.get("epoch"))
+            epoch = integer(event.get("epoch"))
             if epoch is None:
                 continue
-            epoch_rows[epoch] = EpochRow(epoch, _number(event.get("train_loss")), _number(event.get("train_acc")),
-                                         _number(event.get("val_loss")), _number(event.get("val_acc")),
-                                         _number(event.get("test_acc")), _number(event.get("epoch_seconds")))
+            epoch_rows[epoch] = EpochRow(epoch, number(event.get("train_loss")), number(event.get("train_acc")),
+                                         number(event.get("val_loss")), number(event.get("val_acc")),
+                                         number(event.get("test_acc")), number(event.get("epoch_seconds")))
             p.epoch, p.epochs_done = epoch, epoch
-            p.step = _int(event.get("step")) or p.step
-            p.elapsed = _number(event.get("elapsed")) or p.elapsed
-            p.images_per_sec = _number(event.get("images_per_sec")) or p.images_per_sec
+            p.step = integer(event.get("step")) or p.step
+            p.elapsed = number(event.get("elapsed")) or p.elapsed
+            p.images_per_sec = number(event.get("images_per_sec")) or p.images_per_sec
         elif kind == "resume":
-            done = _int(event.get("epoch")) or 0
+            done = integer(event.get("epoch")) or 0
             epoch_rows = {k: v for k, v in epoch_rows.items() if k <= done}  # the loss steps restart too
             p.epoch = p.epochs_done = done
         elif kind == "early_stop":
             p.early_stopped = True
         elif kind == "test":
-            p.test_acc = _number(event.get("test_acc"))
+            p.test_acc = number(event.get("test_acc"))
         elif kind == "end":
             p.end_state = event.get("state") if isinstance(event.get("state"), str) else None
             p.eta = None
@@ -176,76 +161,7 @@ def summarize(events: list[dict], config: dict | None = None, smoothing: float =
     return p
 
 
-class MetricsTail:
-    """Reads a run's growing metrics.jsonl incrementally: each `read()` parses only the lines added since.
-
-    A file that shrank or was replaced (resume rewrites it) is read again from the start; a last line
-    still being written is kept back until it is complete.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self._reset()
-
-    def _reset(self) -> None:
-        self.events: list[dict] = []
-        self.bad_lines = 0
-        self._offset = 0
-        self._identity: tuple[int, int] | None = None
-        self._pending = b""
-
-    def read(self) -> list[dict]:
-        """All events so far (the same list object grows between calls)."""
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            self._reset()
-            return self.events
-        identity = (stat.st_dev, stat.st_ino)
-        if identity != self._identity or stat.st_size < self._offset:
-            self._reset()
-            self._identity = identity
-        if stat.st_size == self._offset:
-            return self.events
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read(stat.st_size - self._offset)
-        except OSError:
-            return self.events
-        self._offset += len(data)
-        lines = (self._pending + data).split(b"\n")
-        self._pending = lines.pop()
-        for line in lines:
-            event = _parse(line)
-            if event is None:
-                self.bad_lines += bool(line.strip())
-            else:
-                self.events.append(event)
-        return self.events
-
-
-def _parse(line: bytes) -> dict | None:
-    try:
-        event = json.loads(line.decode("utf-8", errors="replace"))
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
-
-
 # ---- the run list --------------------------------------------------------------------------------
-
-def format_duration(seconds: float | None) -> str:
-    """'45s', '3m 05s', '2h 03m'; '' for None."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
 
 def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 21st ..."""
@@ -256,7 +172,7 @@ def ordinal(n: int) -> str:
 def status_text(status: dict) -> str:
     """A run's state, with its place for a queued run: 'queued (2nd in line)'."""
     state = status.get("state", "failed")
-    position = _int(status.get("queue_position"))
+    position = integer(status.get("queue_position"))
     if state == "queued" and position is not None:
         return f"queued ({ordinal(position + 1)} in line)"
     return state
@@ -264,8 +180,8 @@ def status_text(status: dict) -> str:
 
 def queue_text(status: dict, slots: int) -> str:
     """What a queued run is waiting for, for the live view."""
-    position = _int(status.get("queue_position"))
-    slots = _int(status.get("max_concurrent")) or slots
+    position = integer(status.get("queue_position"))
+    slots = integer(status.get("max_concurrent")) or slots
     if position is None:
         return "Queued: its training process is starting; it trains as soon as a slot is free."
     ahead = "next to start" if position == 0 else f"{position} run{'s' if position > 1 else ''} ahead"
@@ -275,13 +191,13 @@ def queue_text(status: dict, slots: int) -> str:
 
 def run_duration(status: dict, summary: dict | None, now: float | None = None) -> float | None:
     """Training seconds of a finished run (from its summary), or wall seconds since it started while it runs."""
-    seconds = _number((summary or {}).get("train_seconds"))
+    seconds = number((summary or {}).get("train_seconds"))
     if seconds is not None:
         return seconds
-    started = _number(status.get("started"))
+    started = number(status.get("started"))
     if started is None:
         return None
-    end = _number(status.get("finished")) if status.get("state") not in runs.ACTIVE_STATES else None
+    end = number(status.get("finished")) if status.get("state") not in runs.ACTIVE_STATES else None
     return max(0.0, (end or now or time.time()) - started)
 
 
@@ -290,13 +206,13 @@ def run_rows(infos: list[runs.RunInfo], now: float | None = None) -> list[dict]:
     rows = []
     for info in infos:
         summary, status, config = info.summary or {}, info.status, info.config or {}
-        done = _int(status.get("epoch")) or _int(summary.get("epochs"))
-        total = _int(config.get("epochs"))
+        done = integer(status.get("epoch")) or integer(summary.get("epochs"))
+        total = integer(config.get("epochs"))
         rows.append({
             "run": info.label, "dataset": info.dataset, "model": info.model, "status": status_text(status),
             "epochs": f"{done or 0}/{total}" if total else "",
-            "best val acc": _number(summary.get("best_val_acc")),
-            "test acc": _number(summary.get("test_acc")),
+            "best val acc": number(summary.get("best_val_acc")),
+            "test acc": number(summary.get("test_acc")),
             "duration": format_duration(run_duration(status, info.summary, now)),
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
         })

@@ -2,7 +2,7 @@
 
 Layout of a run directory:
   config.json        the TrainConfig
-  metrics.jsonl      one JSON event per line (start, step, epoch, test, end), flushed as written
+  metrics.jsonl      one JSON event per line (schema: core.store.events), flushed as written
   status.json        state (queued|running|completed|stopped|failed|diverged), pid, heartbeat, error, hint
   last.pt, best.pt   checkpoints (see core.checkpoint)
   test_outputs.npz   float16 probabilities for every official test image, and the labels
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.store import atomic
+from core.store import atomic, events
 from core.store.paths import pretrained_root, runs_root
 
 STATES = ("queued", "running", "completed", "stopped", "failed", "diverged")
@@ -170,15 +170,15 @@ class RunWriter:
     def log(self, event: dict) -> None:
         """Append one event to metrics.jsonl and flush it, so a live view sees it at once."""
         line = json.dumps(_json_safe({"time": round(time.time(), 3), **event}), allow_nan=False)
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with open(self.path / events.METRICS_FILE, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
 
     def truncate_metrics(self, keep_through_epoch: int) -> None:
         """For resume: keep only events of epochs up to `keep_through_epoch` (drop a half-done epoch)."""
-        events, _ = read_metrics(self.path)
-        kept = [e for e in events if e.get("epoch", 0) <= keep_through_epoch]
-        atomic.write_bytes(self.path / "metrics.jsonl",
+        logged, _ = events.read_events(self.path)
+        kept = [e for e in logged if (events.number(e.get("epoch")) or 0) <= keep_through_epoch]
+        atomic.write_bytes(self.path / events.METRICS_FILE,
                            "".join(json.dumps(e) + "\n" for e in kept).encode())
 
 
@@ -192,25 +192,8 @@ def read_json(path: Path) -> dict | None:
 
 
 def read_metrics(path: Path) -> tuple[list[dict], int]:
-    """(events, number of unreadable lines) from a run's metrics.jsonl; junk lines are skipped."""
-    events, bad = [], 0
-    try:
-        with open(Path(path) / "metrics.jsonl", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(event, dict) and isinstance(event.get("type"), str):
-                    events.append(event)
-                else:
-                    bad += 1
-    except OSError:
-        pass
-    return events, bad
+    """(events, number of unreadable lines) from a run's metrics.jsonl: core.store.events.read_events."""
+    return events.read_events(path)
 
 
 def request_stop(path: Path) -> None:
@@ -265,10 +248,11 @@ class RunInfo:
 
     @property
     def created(self) -> float:
-        return float(self.status.get("created") or _mtime(self.path))
+        return float(self.status.get("created") or mtime(self.path))
 
 
-def _mtime(path: Path) -> float:
+def mtime(path: Path) -> float:
+    """The modification time of `path`, 0.0 when it cannot be read (a cache key for a file's version)."""
     try:
         return path.stat().st_mtime
     except OSError:

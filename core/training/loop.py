@@ -1,9 +1,11 @@
-"""The training loop and its command line: `python -m core.train --preset fast --dataset fashion-mnist`.
+"""The training loop: `Trainer` trains one run's model and reports everything through an event sink.
 
 The whole split sits in memory as one uint8 tensor; each batch is an index slice of a seeded permutation,
-augmented as a batch. Every epoch writes metrics, `last.pt` and (when validation improves) `best.pt`;
+augmented as a batch. Every epoch reports its metrics, `last.pt` and (when validation improves) `best.pt`;
 the end evaluates the best weights on the official test set and stores every test probability.
-Runs under torchrun as well: each rank takes its shard of every batch, rank 0 alone writes the run.
+Runs under torchrun as well: each rank takes its shard of every batch; rank 0's sink writes the run
+(core.training.sink), the others' do nothing. The run's lifecycle (status, queue slot, stop, divergence,
+failure) is core.training.session; the optimiser and schedule are core.training.optim.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,12 +31,11 @@ from core.data.datasets import (
 )
 from core.inference.engine import autocast_context, predict_probs, resolve_device, uses_channels_last
 from core.models.registry import count_parameters, create_model
-from core.store import atomic, runs
-from core.store.checkpoint import load_checkpoint, save_checkpoint
-from core.store.slots import wait_for_slot
 from core.training.averaging import WeightAverage
 from core.training.config import TrainConfig
-from core.training.distributed import DistContext, setup_distributed
+from core.training.distributed import DistContext
+from core.training.optim import build_optimizer, lr_at, set_lr
+from core.training.sink import NullSink
 
 STEP_EVENT_SECONDS = 0.25  # at most ~4 step events per second in metrics.jsonl
 DATA_INIT_IMAGES = 5000  # images a data-initialised layer (patch whitening) is fitted on
@@ -49,38 +48,6 @@ class Diverged(RuntimeError):
 
 class StopRequested(RuntimeError):
     """The user asked the run to stop."""
-
-
-def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Learning rate for optimiser step `step` (0-based) of `total_steps` under the configured schedule."""
-    progress = step / max(1, total_steps)
-    if config.schedule == "constant":
-        return config.lr
-    if config.schedule == "step":
-        steps_per_epoch = total_steps / config.epochs
-        return config.lr * config.step_gamma ** int(step / (steps_per_epoch * config.step_every))
-    if config.schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    warm = config.warmup  # onecycle: linear warm-up from lr/10 to lr, then linear decay to 0
-    if warm > 0 and progress < warm:
-        return config.lr * (0.1 + 0.9 * progress / warm)
-    return config.lr * max(0.0, (1 - progress) / (1 - warm))
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimiser; weight decay applies to weights, not to biases or batch-norm scales."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr)
-    if config.optimizer in ("momentum", "nesterov"):
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.optimizer == "nesterov")
-    betas = (config.momentum, 0.999)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, betas=betas)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
 
 
 @dataclass
@@ -125,11 +92,10 @@ class Progress:
 
 
 class Trainer:
-    """One run's training: model, optimiser, data and the writer of its run directory."""
+    """One run's training: model, optimiser, data, and the sink it reports to (core.training.sink)."""
 
-    def __init__(self, config: TrainConfig, writer: runs.RunWriter | None, dist: DistContext,
-                 progress_bar=None):
-        self.config, self.writer, self.dist, self.bar = config, writer, dist, progress_bar
+    def __init__(self, config: TrainConfig, sink: NullSink | None, dist: DistContext):
+        self.config, self.sink, self.dist = config, sink or NullSink(), dist
         self.device = dist.device or resolve_device(config.device)
         self.spec = get_dataset(config.dataset)
         self.split = prepare_split(config, self.device)
@@ -177,16 +143,13 @@ class Trainer:
 
     def save_last(self) -> None:
         """Write last.pt: weights, optimiser and progress, enough to resume exactly."""
-        if self.writer:
-            save_checkpoint(self.writer.path / "last.pt", self.model, **self._checkpoint_meta(),
-                            optimizer=self.optimizer.state_dict(), progress=self.state.to_dict(),
-                            best_state=self.best_state,
-                            average=self.average.state_dict() if self.average else None)
+        self.sink.save_checkpoint("last.pt", self.model, lambda: {
+            **self._checkpoint_meta(), "optimizer": self.optimizer.state_dict(), "progress": self.state.to_dict(),
+            "best_state": self.best_state, "average": self.average.state_dict() if self.average else None})
 
     def save_best(self) -> None:
-        if self.writer:
-            save_checkpoint(self.writer.path / "best.pt", self.scored_model, **self._checkpoint_meta(),
-                            epoch=self.state.epoch, val_acc=self.state.best_val_acc)
+        self.sink.save_checkpoint("best.pt", self.scored_model, lambda: {
+            **self._checkpoint_meta(), "epoch": self.state.epoch, "val_acc": self.state.best_val_acc})
 
     def restore(self, payload: dict) -> None:
         """Continue from a last.pt written by save_last (`payload` as load_checkpoint returns it)."""
@@ -210,22 +173,16 @@ class Trainer:
         images_per_sec = seen / max(1e-9, now - epoch_start)
         step_seconds = (now - session_start) / max(1, steps_done_here)
         eta = step_seconds * (self.total_steps - self.state.step)
-        event = {"type": "step", "epoch": epoch, "step": self.state.step, "loss": loss,
-                 "lr": self.optimizer.param_groups[0]["lr"], "images_per_sec": images_per_sec,
-                 "elapsed": self.state.train_seconds + (now - epoch_start), "eta": eta,
-                 "total_steps": self.total_steps}
-        if self.writer:
-            self.writer.log(event)
-        if self.bar:
-            self.bar(event)
+        self.sink.emit("step", epoch=epoch, step=self.state.step, loss=loss, lr=self.optimizer.param_groups[0]["lr"],
+                       images_per_sec=images_per_sec, elapsed=self.state.train_seconds + (now - epoch_start),
+                       eta=eta, total_steps=self.total_steps)
 
     def _check_stop(self, force: bool = False) -> None:
         now = time.time()
         if not force and now - self._last_stop_check < STOP_CHECK_SECONDS and not self.dist.active:
             return
         self._last_stop_check = now
-        wanted = self.writer is not None and runs.stop_requested(self.writer.path)
-        if self.dist.any_rank(wanted):
+        if self.dist.any_rank(self.sink.stop_requested()):
             raise StopRequested()
 
     def _backward(self, loss: torch.Tensor, n: int) -> float:
@@ -262,9 +219,7 @@ class Trainer:
             x = normalise(x, split.mean, split.std)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            lr = lr_at(self.state.step, self.total_steps, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(self.optimizer, lr_at(self.state.step, self.total_steps, cfg))
             with autocast_context(self.device, cfg.precision):
                 logits = self.net(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -304,12 +259,10 @@ class Trainer:
         cfg = self.config
         session_start = time.time()
         steps_done_here = [0]
-        if self.writer:
-            self.writer.log({"type": "start", "epoch": self.state.epoch, "total_epochs": cfg.epochs,
-                             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                             "train_size": len(self.split.train_idx), "val_size": len(self.split.val_idx),
-                             "device": str(self.device), "world_size": self.dist.world_size,
-                             "params": count_parameters(self.model)})
+        self.sink.emit("start", epoch=self.state.epoch, total_epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
+                       total_steps=self.total_steps, train_size=len(self.split.train_idx),
+                       val_size=len(self.split.val_idx), device=str(self.device), world_size=self.dist.world_size,
+                       params=count_parameters(self.model))
         self._check_stop(force=True)
         while self.state.epoch < cfg.epochs:
             epoch = self.state.epoch + 1
@@ -327,26 +280,19 @@ class Trainer:
                 self.state.best_val_acc, self.state.best_epoch = score, epoch
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.scored_model.state_dict().items()}
             self.state.epochs_since_best = 0 if improved else self.state.epochs_since_best + 1
-            event = {"type": "epoch", "epoch": epoch, "step": self.state.step, "train_loss": train_loss,
-                     "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "val_confusion": confusion,
-                     "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_seconds,
-                     "elapsed": self.state.train_seconds,
-                     "images_per_sec": self.steps_per_epoch * cfg.batch_size / max(1e-9, epoch_seconds)}
-            if monitored is not None:
-                event["test_acc"] = monitored
+            event = self.sink.emit(
+                "epoch", epoch=epoch, step=self.state.step, train_loss=train_loss, train_acc=train_acc,
+                val_loss=val_loss, val_acc=val_acc, val_confusion=confusion, lr=self.optimizer.param_groups[0]["lr"],
+                epoch_seconds=epoch_seconds, elapsed=self.state.train_seconds,
+                images_per_sec=self.steps_per_epoch * cfg.batch_size / max(1e-9, epoch_seconds),
+                **({} if monitored is None else {"test_acc": monitored}))
             self.state.history.append({k: v for k, v in event.items() if k != "val_confusion"})
-            if self.writer:
-                self.writer.log(event)
-                if new_best:
-                    self.save_best()
-                self.save_last()
-                self.writer.set_status("running", epoch=epoch)
-            if self.bar:
-                self.bar(event)
+            if new_best:
+                self.save_best()
+            self.save_last()
+            self.sink.set_status("running", epoch=epoch)
             if cfg.patience and self.dist.any_rank(self.state.epochs_since_best >= cfg.patience):
-                if self.writer:
-                    self.writer.log({"type": "early_stop", "epoch": epoch,
-                                     "best_epoch": self.state.best_epoch})
+                self.sink.emit("early_stop", epoch=epoch, best_epoch=self.state.best_epoch)
                 break
         return "completed"
 
@@ -376,81 +322,7 @@ class Trainer:
             if len(self.split.val_idx) else None, "test_seconds": round(time.time() - started, 3),
             "device": str(self.device), "world_size": self.dist.world_size,
         }
-        if self.writer:
-            atomic.write_npz(self.writer.path / "test_outputs.npz", probs=probs.numpy().astype(np.float16),
-                             labels=labels.numpy().astype(np.uint8))
-            atomic.write_json(self.writer.path / "summary.json", summary)
-            self.writer.log({"type": "test", "epoch": self.state.epoch, "test_acc": summary["test_acc"],
-                             "macro_f1": summary["macro_f1"]})
+        self.sink.write_test_outputs(probs.numpy(), labels.numpy(), summary)
+        self.sink.emit("test", epoch=self.state.epoch, test_acc=summary["test_acc"], macro_f1=summary["macro_f1"])
         return summary
 
-
-def run(config: TrainConfig, run_dir: Path | None, *, resume: bool = False, queue: bool = False,
-        progress_bar=None) -> tuple[str, dict | None]:
-    """Train `config` into `run_dir` (rank 0 writes; others pass None); returns (final state, summary)."""
-    dist = setup_distributed(config)
-    writer = runs.RunWriter(run_dir) if run_dir is not None and dist.is_main else None
-    if writer is None and dist.is_main and run_dir is None:
-        raise ValueError("rank 0 needs a run directory")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    progress_bar = progress_bar if dist.is_main else None  # one progress bar per job, not one per rank
-    slot, failed = None, False
-    try:
-        if writer:
-            writer.start_heartbeat()
-        if queue:  # rank 0 waits for a slot; the other ranks wait for rank 0
-            slot = dist.wait_for_main(lambda: wait_for_slot(writer))
-            if dist.any_rank(dist.is_main and slot is None):
-                if writer:
-                    writer.log({"type": "end", "state": "stopped"})
-                    writer.set_status("stopped", error=None, hint="Stopped while queued; Resume starts it.")
-                return "stopped", None
-        if writer:
-            writer.set_status("running", started=time.time(), error=None, hint=None, queue_position=None,
-                              device=str(dist.device or resolve_device(config.device)), world_size=dist.world_size)
-        dist.local_main_first(lambda: load_split(config.dataset, train=True))  # one download per machine
-        trainer = Trainer(config, writer, dist, progress_bar)
-        last = Path(run_dir) / "last.pt" if resume and run_dir is not None else None
-        payload = dist.from_main(lambda: load_checkpoint(last) if last and last.is_file() else None)
-        if payload is not None:  # rank 0 read it: on several machines only its host has the run directory
-            trainer.restore(payload)
-            if writer:
-                writer.truncate_metrics(trainer.state.epoch)
-                writer.log({"type": "resume", "epoch": trainer.state.epoch})
-        try:
-            trainer.fit()
-            dist.dump_weights(trainer.model)  # tests only, when $MNIST_STUDIO_DUMP_WEIGHTS is set
-        except StopRequested:
-            summary = trainer.evaluate_test() if trainer.state.epoch and dist.is_main else None
-            if writer:
-                writer.log({"type": "end", "state": "stopped", "epoch": trainer.state.epoch})
-                writer.set_status("stopped", error=None,
-                                  hint=f"Stopped after {trainer.state.epoch} of {config.epochs} epochs; "
-                                       "Resume continues from the last completed epoch.")
-            return "stopped", summary
-        except Diverged as err:
-            if writer:
-                writer.log({"type": "end", "state": "diverged", "epoch": trainer.state.epoch})
-                writer.set_status("diverged", error=str(err),
-                                  hint=f"Lower the learning rate (it was {config.lr:g}; try {config.lr / 10:g}), "
-                                       "use a warm-up schedule such as onecycle, or a smaller batch.")
-            return "diverged", None
-        summary = trainer.evaluate_test() if dist.is_main else None
-        if writer:
-            writer.log({"type": "end", "state": "completed", "epoch": trainer.state.epoch})
-            writer.set_status("completed", error=None, hint=None)
-        return "completed", summary
-    except BaseException as err:
-        failed = True
-        if writer:
-            message = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-            writer.set_status("failed", error=message, hint="See the error above; fix it and Resume or start anew.")
-        raise
-    finally:
-        if writer:
-            writer.stop_heartbeat()
-            runs.clear_stop_request(writer.path)
-        if slot is not None:
-            slot.close()
-        dist.close(clean=not failed)

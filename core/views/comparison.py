@@ -15,6 +15,7 @@ import numpy as np
 from core.analysis.compare import best_per_column
 from core.analysis.errors import top_k
 from core.analysis.metrics import as_labels, as_probs, classification_report
+from core.store.events import epoch_events, number
 
 COLUMNS = ("run", "model", "test accuracy", "macro F1", "parameters", "training s", "epochs", "size MB",
            "latency p50 ms", "latency p95 ms")
@@ -26,14 +27,6 @@ FORMATS = {"test accuracy": "{:.2%}", "macro F1": "{:.4f}", "parameters": "{:,.0
 CURVE_METRICS = ("val accuracy", "val loss", "train accuracy", "train loss")
 _EVENT_KEYS = {"val accuracy": "val_acc", "val loss": "val_loss", "train accuracy": "train_acc",
                "train loss": "train_loss"}
-
-
-def _number(value) -> float | None:
-    """A finite real number as float, else None (JSON junk, NaN, booleans)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -63,14 +56,14 @@ def table_row(label: str, model: str | None, summary: dict | None, report: dict 
     latency = latency or {}
     acc = report["accuracy"] if report else summary.get("test_acc")
     f1 = report["macro"]["f1"] if report else summary.get("macro_f1")
-    size = _number(size_bytes)
-    params = _number(summary.get("params"))
-    epochs = _number(summary.get("epochs"))
+    size = number(size_bytes)
+    params = number(summary.get("params"))
+    epochs = number(summary.get("epochs"))
     return {
-        "run": label, "model": model or "?", "test accuracy": _number(acc), "macro F1": _number(f1),
-        "parameters": None if params is None else int(params), "training s": _number(summary.get("train_seconds")),
+        "run": label, "model": model or "?", "test accuracy": number(acc), "macro F1": number(f1),
+        "parameters": None if params is None else int(params), "training s": number(summary.get("train_seconds")),
         "epochs": None if epochs is None else int(epochs), "size MB": None if size is None else size / 1e6,
-        "latency p50 ms": _number(latency.get("p50_ms")), "latency p95 ms": _number(latency.get("p95_ms")),
+        "latency p50 ms": number(latency.get("p50_ms")), "latency p95 ms": number(latency.get("p95_ms")),
     }
 
 
@@ -114,15 +107,9 @@ def learning_curves(events_by_run: dict[str, list[dict]]) -> list[dict]:
     and loss (None where a run has no validation split). A repeated epoch (after a resume) keeps its last event."""
     rows = []
     for name, events in events_by_run.items():
-        by_epoch = {}
-        for event in events:
-            epoch = event.get("epoch")
-            if event.get("type") == "epoch" and isinstance(epoch, int) and not isinstance(epoch, bool):
-                by_epoch[epoch] = event
-        for epoch in sorted(by_epoch):
-            event = by_epoch[epoch]
-            row = {"run": name, "epoch": epoch, "training s": _number(event.get("elapsed"))}
-            row.update({metric: _number(event.get(key)) for metric, key in _EVENT_KEYS.items()})
+        for epoch, event in epoch_events(events).items():
+            row = {"run": name, "epoch": epoch, "training s": number(event.get("elapsed"))}
+            row.update({metric: number(event.get(key)) for metric, key in _EVENT_KEYS.items()})
             rows.append(row)
     return rows
 

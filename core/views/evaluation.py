@@ -1,44 +1,27 @@
 """What the Evaluate page shows, as pure functions of a run's stored files (numpy only, no torch).
 
-Inputs: the events of metrics.jsonl (core.store.runs.read_metrics), summary.json, and the stored test
+Inputs: the events of metrics.jsonl (core.store.events.read_events), summary.json, and the stored test
 outputs (probs (N, C), labels (N,)). Everything here is cheap enough to run on every page load.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from core.analysis import compare, metrics
 from core.analysis import errors as analysis
+from core.store.events import epoch_events, number
 
 CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc")
 MISCLASSIFIED_COLUMNS = ("index", "true", "predicted", "confidence", "top3")  # core.analysis.errors.misclassified_table
 
 
-def _number(value) -> float | None:
-    """A finite float, or None for missing/NaN/inf/non-numeric values (as JSON lines may hold)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _epoch_events(events: Sequence[dict]) -> dict[int, dict]:
-    """The last 'epoch' event of each epoch (a resumed run may repeat one), by epoch number."""
-    by_epoch: dict[int, dict] = {}
-    for event in events:
-        epoch = event.get("epoch")
-        if event.get("type") == "epoch" and isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1:
-            by_epoch[epoch] = event
-    return dict(sorted(by_epoch.items()))
-
-
 def learning_curves(events: Sequence[dict]) -> list[dict]:
     """One row per epoch: epoch, train/val loss and accuracy (None where not logged), sorted by epoch."""
-    return [{"epoch": epoch, **{k: _number(e.get(k)) for k in CURVE_KEYS}}
-            for epoch, e in _epoch_events(events).items()]
+    return [{"epoch": epoch, **{k: number(e.get(k)) for k in CURVE_KEYS}}
+            for epoch, e in epoch_events(events).items()]
 
 
 def curve_series(rows: Sequence[dict], kind: str) -> dict[str, tuple[list[int], list[float]]]:
@@ -56,7 +39,7 @@ def curve_series(rows: Sequence[dict], kind: str) -> dict[str, tuple[list[int], 
 def epoch_confusions(events: Sequence[dict], num_classes: int) -> dict[int, np.ndarray]:
     """The validation confusion matrix logged at each epoch (int64 C x C), by epoch; malformed ones skipped."""
     out = {}
-    for epoch, event in _epoch_events(events).items():
+    for epoch, event in epoch_events(events).items():
         raw = event.get("val_confusion")
         if raw is None:
             continue
@@ -86,36 +69,12 @@ def headline(probs, labels, summary: dict | None) -> dict:
     return {
         "test_acc": float(np.trace(conf) / conf.sum()),
         "macro_f1": float(np.mean(metrics.per_class_metrics(conf)["f1"])),
-        "params": int(params) if _number(params) is not None else None,
-        "train_seconds": _number(summary.get("train_seconds")),
-        "epochs": int(epochs) if _number(epochs) is not None else None,
-        "best_epoch": summary.get("best_epoch") if _number(summary.get("best_epoch")) is not None else None,
+        "params": int(params) if number(params) is not None else None,
+        "train_seconds": number(summary.get("train_seconds")),
+        "epochs": int(epochs) if number(epochs) is not None else None,
+        "best_epoch": summary.get("best_epoch") if number(summary.get("best_epoch")) is not None else None,
         "test_images": int(conf.sum()),
     }
-
-
-def format_duration(seconds: float | None) -> str:
-    """'—' when unknown, else like '42.0 s', '3 min 05 s' or '1 h 02 min'."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def format_count(n: int | None) -> str:
-    """A parameter count like '1.23 M', '45.6 k' or '789'; '—' when unknown."""
-    if n is None:
-        return "—"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.2f} M"
-    if n >= 1_000:
-        return f"{n / 1e3:.1f} k"
-    return str(n)
 
 
 def per_class_rows(confusion, class_names: Sequence[str], n_worst: int = 3) -> list[dict]:
