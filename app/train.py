@@ -304,7 +304,10 @@ def live_view(path: str) -> None:
 
 
 def stop(path: str) -> None:
-    launcher.stop_run(Path(path))
+    try:
+        launcher.stop_run(Path(path))
+    except OSError as err:  # e.g. a shipped pretrained run: read-only
+        st.session_state["train_run_message"] = f"Cannot stop: {err}"
 
 
 def resume(path: str) -> None:

@@ -1,6 +1,7 @@
 """Score a run on the official test set: `python -m core.evaluate RUN_DIR --json`.
 
-Uses the test outputs stored at the end of training; computes (and stores) them from best.pt when absent.
+Uses the test outputs stored at the end of training; computes them from best.pt when absent (and stores them,
+except in a shipped pretrained run: those are read-only).
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from core.store.checkpoint import CheckpointError, load_model
 
 
 def test_outputs(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(probs [N,10] float32, labels [N]) for the run's best model, from the store or computed once."""
+    """(probs [N,10] float32, labels [N]) for the run's best model, from the store or computed (and stored, except
+    in a shipped pretrained run, which is read-only)."""
     run_dir = Path(run_dir)
     if (run_dir / "test_outputs.npz").is_file():
         return runs.load_test_outputs(run_dir)
     loaded = load_model(run_dir)
     images, labels = load_split(loaded.dataset, train=False)
     probs = predict_probs(loaded.model, images, loaded.mean, loaded.std, tta_flip=loaded.tta_flip)
-    atomic.write_npz(run_dir / "test_outputs.npz", probs=probs.numpy().astype(np.float16),
-                     labels=labels.numpy().astype(np.uint8))
+    if not runs.is_shipped(run_dir):
+        atomic.write_npz(run_dir / "test_outputs.npz", probs=probs.numpy().astype(np.float16),
+                         labels=labels.numpy().astype(np.uint8))
     return probs.numpy(), labels.numpy().astype(np.int64)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.models.cost import model_problems
 from core.store import atomic, runs
 from core.training.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
 from core.training.distributed import DistContext, RankZeroError, setup_distributed
@@ -99,15 +100,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, bar, dist: DistContext) -> int:
     try:
         if args.resume or args.start:
-            def read_run_config():  # on rank 0: on several machines only its host has the run directory
-                run_dir = runs.resolve_run_path(args.resume or args.start)
-                return run_dir, TrainConfig.from_dict(runs.read_json(run_dir / "config.json") or {})
-            run_dir, config = dist.from_main(read_run_config)
-            state, summary = run(config, run_dir, resume=bool(args.resume), queue=args.queue, progress_bar=bar)
+            resume = bool(args.resume)
+            # on rank 0: on several machines only its host has the run directory
+            run_dir, config = dist.from_main(functools.partial(_existing_run, args.resume or args.start, resume))
+            state, summary = run(config, run_dir, resume=resume, queue=args.queue, progress_bar=bar)
             return _report(run_dir, state, summary)
         config = config_from_args(args)
-    except (ConfigError, ValueError, FileNotFoundError, runs.RunNameError) as err:
-        parser.error(str(err))
+        _check_model(config)
+    except (ConfigError, ValueError, FileNotFoundError, runs.RunNameError, runs.ReadOnlyRunError) as err:
+        return _refuse(err)
     root = Path(args.runs_dir or runs.runs_root())
 
     def new_name():
@@ -120,13 +121,45 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, bar, dist: 
         try:
             run_dir = runs.run_dir_for(name, root)
             dist.from_main(functools.partial(_create_run, run_dir, fold_config, args.queue))
-        except (runs.RunNameError, FileExistsError) as err:
-            parser.error(str(err))
+        except (runs.RunNameError, FileExistsError, runs.ReadOnlyRunError) as err:
+            return _refuse(err)
         state, summary = run(fold_config, run_dir, queue=args.queue, progress_bar=bar)
         results.append((run_dir, state, summary))
     if config.folds > 1 and dist.is_main:
         _report_folds(results)
     return _report(*results[-1])
+
+
+def _refuse(err: Exception) -> int:
+    """One line naming what is wrong, and exit status 2 (like argparse), nothing created."""
+    print(f"python -m core.train: error: {err}", file=sys.stderr)
+    return 2
+
+
+def _check_model(config: TrainConfig) -> None:
+    """Refuse model arguments the model cannot be built with, or that make it bigger than the bounds (counted
+    on the meta device: no weights are made)."""
+    problems = model_problems(config.model, config.model_kwargs)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _existing_run(text: str | Path, resume: bool) -> tuple[Path, TrainConfig]:
+    """The run directory and config of `--start`/`--resume`, or a ValueError saying why it may not be trained."""
+    run_dir = runs.resolve_run_path(text)
+    runs.ensure_writable(run_dir)
+    info = runs.read_run(run_dir)
+    config = TrainConfig.from_dict(info.config or {})
+    _check_model(config)
+    if info.state == "completed":
+        raise ValueError(f"run {run_dir.name} has completed; train a new run instead")
+    has_last = (run_dir / "last.pt").is_file()
+    if resume and not has_last:
+        raise ValueError(f"run {run_dir.name} has no last.pt to continue from; to train it from the start, "
+                         f"use --start {run_dir}")
+    if not resume and has_last:
+        raise ValueError(f"run {run_dir.name} has trained epochs (last.pt); continue it with --resume {run_dir}")
+    return run_dir, config
 
 
 def _create_run(run_dir: Path, config: TrainConfig, queue: bool) -> None:

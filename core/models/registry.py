@@ -92,9 +92,11 @@ def count_macs(model: nn.Module, image_size: int = 28) -> int:
 
 @functools.cache
 def model_stats(name: str) -> tuple[int, int]:
-    """(parameters, multiply-adds per image) of `name` with default arguments."""
-    model = create_model(name)
-    return count_parameters(model), count_macs(model)
+    """(parameters, multiply-adds per image) of `name` with default arguments, counted on the meta device
+    (shapes only: no weights are allocated)."""
+    with torch.device("meta"):
+        model = create_model(name)
+        return count_parameters(model), count_macs(model)
 
 
 def list_models() -> list[dict]:

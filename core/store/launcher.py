@@ -9,16 +9,13 @@ queue position into status.json meanwhile. Its output goes to RUN_DIR/train.log.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from core.models.registry import create_model, get_entry
+from core.models.cost import model_problems
 from core.store import runs
 from core.store.paths import REPO_ROOT, runs_root
 from core.training.config import ConfigError, TrainConfig
@@ -40,25 +37,9 @@ def train_command(run_dir: Path, resume: bool = False, nproc: int = 1) -> list[s
 
 
 def model_kwargs_problems(config: TrainConfig) -> list[str]:
-    """Messages for model arguments the chosen architecture does not take or cannot be built with
-    (TrainConfig cannot know them)."""
-    try:
-        inspect.signature(get_entry(config.model).build).bind(**config.model_kwargs)
-    except TypeError as err:
-        return [f"model_kwargs: {config.model} does not take these arguments ({err})"]
-    problem = _build_problem(config.model, json.dumps(config.model_kwargs, sort_keys=True))
-    return [f"model_kwargs: {config.model} cannot be built with these arguments ({problem})"] if problem else []
-
-
-@functools.lru_cache(maxsize=64)
-def _build_problem(model: str, kwargs_json: str) -> str | None:
-    """Why `model` cannot be built with these arguments, or None; cached, as the Train form asks on every rerun
-    (building ResNet-18 takes about 60 ms)."""
-    try:
-        create_model(model, **json.loads(kwargs_json))
-    except (TypeError, ValueError, RuntimeError) as err:
-        return str(err)
-    return None
+    """Messages for model arguments the chosen architecture does not take, cannot be built with, or that make it
+    bigger than the bounds (TrainConfig cannot know them); counted on the meta device, so no weights are made."""
+    return model_problems(config.model, config.model_kwargs)
 
 
 def _spawn(path: Path, resume: bool, nproc: int) -> int:
@@ -107,7 +88,7 @@ def start_run(config: TrainConfig, name: str | None = None, nproc: int = 1) -> P
 def can_resume(info: runs.RunInfo) -> str | None:
     """Why `info` cannot be resumed, or None when it can."""
     if info.source != "user":
-        return "pretrained runs cannot be resumed"
+        return "shipped pretrained runs are read-only"
     if info.config is None:
         return "its config.json is missing"
     if info.state in runs.ACTIVE_STATES:
@@ -118,7 +99,9 @@ def can_resume(info: runs.RunInfo) -> str | None:
 
 
 def stop_run(path: Path) -> bool:
-    """Ask a queued or running run to stop (it saves its progress and ends as `stopped`); False if not active."""
+    """Ask a queued or running run to stop (it saves its progress and ends as `stopped`); False if not active,
+    ReadOnlyRunError for a shipped pretrained run."""
+    runs.ensure_writable(path)
     if runs.read_run(Path(path)).state not in runs.ACTIVE_STATES:
         return False
     runs.request_stop(Path(path))
@@ -126,16 +109,18 @@ def stop_run(path: Path) -> bool:
 
 
 def resume_run(path: Path, nproc: int | None = None) -> None:
-    """Continue a stopped, failed, diverged or interrupted run from its last.pt (queued like a new start)."""
+    """Continue a stopped, failed, diverged or interrupted run from its last.pt (queued like a new start); a run
+    that ended before its first epoch (no last.pt) is started from the beginning."""
     path = Path(path)
     info = runs.read_run(path)
     reason = can_resume(info)
     if reason:
         raise RuntimeError(f"run {path.name} cannot be resumed: {reason}")
     nproc = nproc or int(info.status.get("nproc") or 1)
-    train_command(path, True, nproc)
+    resume = (path / "last.pt").is_file()
+    train_command(path, resume, nproc)
     runs.clear_stop_request(path)
-    _launch(path, resume=True, nproc=nproc)
+    _launch(path, resume=resume, nproc=nproc)
 
 
 def delete_run(path: Path) -> None:

@@ -37,6 +37,23 @@ class RunNameError(ValueError):
     """A run name that could escape the runs directory or is otherwise not allowed."""
 
 
+class ReadOnlyRunError(PermissionError):
+    """A write into a shipped pretrained run (only bench/make_pretrained.py makes those)."""
+
+
+def is_shipped(path: Path) -> bool:
+    """True when `path` lies in the shipped pretrained folder ($MNIST_STUDIO_PRETRAINED)."""
+    path, root = Path(path).resolve(), pretrained_root()
+    return path == root or root in path.parents
+
+
+def ensure_writable(path: Path) -> None:
+    """Refuse (ReadOnlyRunError) to write into a shipped pretrained run."""
+    if is_shipped(path):
+        raise ReadOnlyRunError(f"run {Path(path).name} is a shipped pretrained run and read-only; "
+                               "train a new run instead")
+
+
 def validate_run_name(name: str) -> str:
     """Return `name` if it is a safe run name: letters, digits, '.', '_', '-', no '..', not hidden."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
@@ -114,6 +131,7 @@ class RunWriter:
     """What a training process uses to write its run directory (only rank 0 makes one)."""
 
     def __init__(self, path: Path):
+        ensure_writable(path)
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._status: dict = {}
@@ -198,6 +216,7 @@ def read_metrics(path: Path) -> tuple[list[dict], int]:
 
 def request_stop(path: Path) -> None:
     """Ask the training process of a run to save and stop (it checks between steps)."""
+    ensure_writable(path)
     atomic.write_bytes(Path(path) / "stop.request", b"stop\n")
 
 
@@ -206,6 +225,7 @@ def stop_requested(path: Path) -> bool:
 
 
 def clear_stop_request(path: Path) -> None:
+    ensure_writable(path)
     (Path(path) / "stop.request").unlink(missing_ok=True)
 
 
@@ -276,9 +296,11 @@ def effective_status(status: dict | None, now: float | None = None) -> dict:
     return status
 
 
-def read_run(path: Path, source: str = "user") -> RunInfo:
-    """Everything readable about a run directory; problems are listed, never raised."""
+def read_run(path: Path, source: str | None = None) -> RunInfo:
+    """Everything readable about a run directory; problems are listed, never raised. Its source ("user" or
+    "pretrained") follows from where it lies unless given."""
     path = Path(path)
+    source = source or ("pretrained" if is_shipped(path) else "user")
     problems = []
     config = read_json(path / "config.json")
     if config is None:
@@ -316,6 +338,7 @@ def list_runs(include_pretrained: bool = True, dataset: str | None = None) -> li
 def delete_run(path: Path) -> None:
     """Delete a user run directory (never a pretrained one, never anything outside the runs root)."""
     path = Path(path).resolve()
+    ensure_writable(path)
     root = runs_root()
     if path.parent != root or not NAME_PATTERN.match(path.name):
         raise RunNameError(f"refusing to delete {path}: not a run directory under {root}")
