@@ -9,16 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app.components.common import (
-    cached_model,
-    cached_split,
-    cached_test_outputs,
-    data_missing_notice,
-    dataset_picker,
-    list_finished_runs,
-    run_label,
-    show_checkpoint_error,
-)
+from app.components.common import list_finished_runs, run_label
+from app.components.datasets import data_missing_notice, dataset_picker
+from app.components.loading import cached_model, cached_split, cached_test_outputs, show_checkpoint_error
 from core.analysis import compare
 from core.data.datasets import DataUnavailableError, get_dataset
 from core.inference.images import ImageError, decode_image

@@ -5,7 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.common import cached_split, data_missing_notice, dataset_picker
+from app.components.datasets import data_missing_notice, dataset_picker
+from app.components.loading import cached_split
 from core.data import stats as ds
 from core.data.augment import AugmentSpec
 from core.data.datasets import DataUnavailableError, get_dataset

@@ -11,7 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app.components.common import cached_split, cached_test_outputs, data_missing_notice, pick_run
+from app.components.common import pick_run
+from app.components.datasets import data_missing_notice
+from app.components.loading import cached_split, cached_test_outputs
 from core.analysis import errors as analysis
 from core.data.datasets import DataUnavailableError, get_dataset
 from core.data.stats import enlarge

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app.components.common import run_table_rows
+from app.components.warmup import warm_up_imports
 
 st.title("mnist-studio")
 st.write(
@@ -36,3 +37,5 @@ if rows:
     })
 else:
     st.info("No models yet: train one on the Train page.")
+
+warm_up_imports()  # torch and friends, for the page opened next (Home itself needs none of them)

@@ -6,13 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app.components.common import (
-    cached_model,
-    dataset_picker,
-    list_finished_runs,
-    run_label,
-    show_checkpoint_error,
-)
+from app.components.common import list_finished_runs, run_label
+from app.components.datasets import dataset_picker
+from app.components.loading import cached_model, show_checkpoint_error
 from core.data.datasets import DATASETS
 from core.inference.predictor import (
     FileResult,

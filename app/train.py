@@ -14,7 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.common import data_missing_notice, dataset_picker
+from app.components.datasets import data_missing_notice, dataset_picker
 from core.models.registry import list_models
 from core.store import events, launcher, progress, runs
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent

@@ -26,12 +26,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], timeout: float = 60.0):
-    """Start `streamlit run streamlit_app.py` headless on 127.0.0.1 with `env`; yields the base URL."""
+def streamlit_server(env: dict[str, str], timeout: float = 60.0, script: Path | None = None):
+    """Start `streamlit run streamlit_app.py` (or `script`) headless on 127.0.0.1 with `env`; yields the base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script or REPO / "streamlit_app.py"),
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     log = open(Path(env.get("MNIST_STUDIO_RUNS", "/tmp")).parent / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -59,8 +59,8 @@ def streamlit_server(env: dict[str, str], timeout: float = 60.0):
 
 
 @contextmanager
-def chromium_page(viewport=(1400, 1000)):
-    """A Playwright page in Debian's Chromium (skipped outside CI when either is missing)."""
+def chromium_browser():
+    """A headless Playwright browser in Debian's Chromium (skipped outside CI when either is missing)."""
     require_or_skip(Path(CHROMIUM).exists() or shutil.which("chromium") is not None,
                     "Debian's chromium is not installed (apt-get install -y chromium)")
     try:
@@ -71,8 +71,53 @@ def chromium_page(viewport=(1400, 1000)):
         browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
                                     args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.set_default_timeout(30_000)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser, viewport=(1400, 1000)):
+    """A page in a fresh context (empty cache and storage), as a first-time visitor has."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.set_default_timeout(30_000)
+    return page
+
+
+@contextmanager
+def chromium_page(viewport=(1400, 1000)):
+    """A Playwright page in Debian's Chromium (skipped outside CI when either is missing)."""
+    with chromium_browser() as browser:
+        yield new_page(browser, viewport)
+
+
+# Runs in the page before any of its scripts: records, in ms since navigation start, when the first h1 and the
+# first sidebar navigation link appeared, and every text the sidebar navigation ever showed.
+FIRST_PAINT_WATCH = """
+window.__firstPaint = {h1: null, h1_ms: null, nav_ms: null, nav_texts: []};
+new MutationObserver(() => {
+  const seen = window.__firstPaint;
+  const visible = (e) => e.getClientRects().length > 0;
+  if (seen.h1_ms === null) {
+    const h1 = [...document.querySelectorAll("h1")].find((e) => visible(e) && e.textContent.trim());
+    if (h1) { seen.h1_ms = performance.now(); seen.h1 = h1.textContent.trim(); }
+  }
+  for (const link of document.querySelectorAll('[data-testid="stSidebarNav"] a')) {
+    const icon = link.querySelector('[data-testid="stIconEmoji"]');
+    const text = link.textContent.replace(icon ? icon.textContent : "", "").trim();
+    if (text && visible(link)) {
+      if (seen.nav_ms === null) seen.nav_ms = performance.now();
+      if (!seen.nav_texts.includes(text)) seen.nav_texts.push(text);
+    }
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def watch_first_paint(page) -> None:
+    """Record the page's first h1 and sidebar navigation from its next navigation on (see first_paint)."""
+    page.add_init_script(FIRST_PAINT_WATCH)
+
+
+def first_paint(page) -> dict:
+    """{h1, h1_ms, nav_ms, nav_texts} recorded by watch_first_paint; times in ms since navigation start."""
+    return page.evaluate("window.__firstPaint")

@@ -1,8 +1,23 @@
 import pytest
 
-from tests.browser import chromium_page, streamlit_server
+from tests.browser import chromium_page, first_paint, streamlit_server, watch_first_paint
 
 pytestmark = pytest.mark.browser
+
+PAGE_TITLES = ["Home", "Train", "Data", "Evaluate", "Predict", "Compare"]
+
+
+def test_the_first_visit_on_a_fresh_server_shows_the_home_title_and_only_page_titles_in_the_navigation(store):
+    """Streamlit's legacy multipage mode would first list file names ("streamlit app", "home", "shared")."""
+    with streamlit_server({"MNIST_STUDIO_RUNS": str(store)}) as url, chromium_page() as page:
+        watch_first_paint(page)  # records every navigation text the sidebar shows, from the first paint on
+        page.goto(url)  # the first visit this server gets
+        page.get_by_text("Models available now").wait_for(timeout=60_000)  # Home ran to its end
+        seen = first_paint(page)
+        assert seen["h1"] == "mnist-studio"  # the first title anyone saw is Home's
+        assert seen["nav_texts"] == PAGE_TITLES, seen["nav_texts"]
+        nav = page.get_by_test_id("stSidebarNav")
+        assert [link.inner_text().split()[-1] for link in nav.get_by_role("link").all()] == PAGE_TITLES
 
 
 def test_home_page_loads_in_a_real_browser(store):

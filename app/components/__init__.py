@@ -1,1 +1,2 @@
-"""View helpers the pages share: run pickers, cached loading, notices, image input and tiles."""
+"""View helpers the pages share, one job per module: run pickers (common), cached loading (loading), dataset
+picker and notices (datasets), the draw-or-upload input (image_input), image tiles (tile_grid)."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 
 from core.store.paths import DATA_ENV, data_root
 
@@ -26,25 +25,29 @@ class DatasetSpec:
     name: str
     title: str
     classes: tuple[str, ...]
-    loader: type  # the torchvision dataset class that reads (and downloads) it
+    folder: str  # the name of the torchvision dataset class that reads it; torchvision's layout: ROOT/<folder>/raw
     style: str  # "digits" or "fashion": how user images are preprocessed
     image_size: int = 28
 
     @property
-    def folder(self) -> str:
-        return self.loader.__name__  # torchvision's layout: ROOT/<ClassName>/raw
+    def loader(self) -> type:
+        """The torchvision dataset class that reads (and downloads) it, imported on first use: importing
+        torchvision takes seconds, and pages that only list datasets or check their files need none of it."""
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.folder)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         "mnist", "MNIST (handwritten digits)", tuple(str(d) for d in range(10)),
-        torchvision.datasets.MNIST, "digits",
+        "MNIST", "digits",
     ),
     "fashion-mnist": DatasetSpec(
         "fashion-mnist", "Fashion-MNIST (Zalando clothing)",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        torchvision.datasets.FashionMNIST, "fashion",
+        "FashionMNIST", "fashion",
     ),
 }
 

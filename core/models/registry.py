@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torchvision
 from torch import nn
 
 from core.models.whitening import whiten_conv
@@ -199,6 +198,8 @@ def cnn_small() -> nn.Module:
 @register_model("resnet18", "torchvision's ResNet-18 for 1x28x28: 3x3 stem with stride 1, no early max-pool "
                 "(11M parameters; slow on a CPU).", "He et al. 2016, CIFAR-style stem")
 def resnet18() -> nn.Module:
+    import torchvision  # here, not at the top: importing it takes seconds (it pulls in torch._dynamo)
+
     net = torchvision.models.resnet18(num_classes=NUM_CLASSES)
     net.conv1 = nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()

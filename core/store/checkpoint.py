@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from core.models.registry import create_model, model_names
@@ -33,6 +32,8 @@ def _plain_state_dict(model: nn.Module, half: bool) -> dict[str, torch.Tensor]:
 def save_checkpoint(path: Path, model: nn.Module, *, arch: str, model_kwargs: dict, dataset: str,
                     class_names: list[str], mean: float, std: float, half: bool = False, **extra) -> None:
     """Atomically save weights with everything needed to rebuild the model (and `extra`, e.g. optimizer state)."""
+    import torchvision  # only its version is recorded; importing it at the top would slow every reader
+
     payload = {
         "format": FORMAT, "arch": arch, "model_kwargs": dict(model_kwargs), "dataset": dataset,
         "class_names": list(class_names), "mean": float(mean), "std": float(std),
