@@ -28,7 +28,7 @@ def run_version(run_dir: Path) -> tuple:
     return tuple(times)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=4, show_spinner=False)  # a ResNet-18 file is ~45 MB
 def _built(path: str, fmt: str, version: tuple) -> tuple[bytes, str | None, str | None]:
     """(file bytes, check summary, model card) of one export of one run version."""
     data, result = share.export_bytes(Path(path), fmt)
