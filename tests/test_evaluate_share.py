@@ -11,17 +11,19 @@ def labels(at, kind: str) -> list[str]:
 
 def test_downloads_are_built_on_click_and_show_their_check(store):
     make_run(store, "digits-linear", model="linear")
-    at = open_page("app/evaluate.py")
+    at = open_page("app/evaluate.py", timeout=300)  # the .pt2 check starts a Python process: slow when loaded
     assert not at.exception
     assert "Download model card (Markdown)" in labels(at, "download_button")
     assert "Download ONNX model" not in labels(at, "download_button")  # nothing is built before a click
-    at.button(key="eval_share_prepare_onnx").click().run()
-    at.button(key="eval_share_prepare_zip").click().run()
+    for fmt in ("onnx", "pt2", "zip"):
+        at.button(key=f"eval_share_prepare_{fmt}").click().run()
     assert not at.exception and not at.error
-    assert {"Download ONNX model", "Download run archive (.zip)"} <= set(labels(at, "download_button"))
+    assert {"Download ONNX model", "Download torch.export program (.pt2)",
+            "Download run archive (.zip)"} <= set(labels(at, "download_button"))
     checks = [c.value for c in at.caption if c.value.startswith("Check passed")]
-    assert len(checks) == 1 and "ONNX Runtime vs PyTorch on 200 mnist test images" in checks[0]
-    assert "same class for 200 of 200" in checks[0]
+    assert len(checks) == 2 and "ONNX Runtime vs PyTorch on 200 mnist test images" in checks[0]
+    assert "torch.export.load in a fresh process" in checks[1]
+    assert all("same class for 200 of 200" in check for check in checks)
 
 
 def test_an_uploaded_archive_becomes_a_run_and_a_bad_one_is_refused_in_one_line(store, tmp_path):
