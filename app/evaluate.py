@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from app.components.common import pick_run
 from app.components.datasets import data_missing_notice
 from app.components.loading import cached_split, cached_test_outputs
+from app.components.share import export_controls, import_box
 from core.analysis import errors as analysis
 from core.data.datasets import DataUnavailableError, get_dataset
 from core.data.stats import enlarge
@@ -103,6 +104,8 @@ def _clear_pair() -> None:
 
 
 st.title("Evaluate")
+with st.expander("Import a run archive"):
+    import_box()
 info = pick_run("Run", key="eval_run")
 if info is None:
     st.stop()
@@ -133,6 +136,12 @@ c3.metric("Parameters", format_count(head["params"]))
 c4.metric("Training time", format_duration(head["train_seconds"]) or "—")
 st.caption(f"{spec.title} · model `{info.model}` · {head['test_images']:,} test images · "
            f"{head['epochs'] or '?'} epochs (best weights from epoch {head['best_epoch'] or '?'})")
+
+# ---- take it with you ---------------------------------------------------------------------------------
+st.subheader("Take this model with you")
+st.caption("ONNX and .pt2 take a 0..1 image [N, 1, 28, 28] (light on dark) and give probabilities [N, 10]; each is "
+           "checked against PyTorch before it is offered. The archive imports into another mnist-studio.")
+export_controls(info)
 
 # ---- learning curves ----------------------------------------------------------------------------------
 curves, epoch_conf = run_events(str(info.path), runs.mtime(info.path / events.METRICS_FILE), len(names))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -45,3 +46,22 @@ def write_npz(path: Path, **arrays) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def replacing(path: Path):
+    """Yield a temporary path beside `path`; when the block succeeds it replaces `path`, else it is removed.
+
+    For writers that need a file name (ONNX, torch.export, zip): readers never see a half-written file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)  # the temporary keeps the suffix: some writers (torch.export.save) look at it
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
