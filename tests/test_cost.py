@@ -10,6 +10,7 @@ import pytest
 from core.models import cost
 from core.models.cost import MAX_MACS_ENV, MAX_PARAMS_ENV, estimate_cost, model_problems
 from core.models.registry import count_macs, count_parameters, create_model, model_names
+from core.store.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from tests.conftest import REPO
 
 HUGE = {"widths": [20000, 20000, 20000], "whiten": False}  # about 7.2 billion parameters: 29 GB of float32
@@ -93,6 +94,13 @@ def test_arguments_a_model_cannot_be_built_with_are_one_line(name, kwargs, messa
     problems = model_problems(name, kwargs)
     assert problems and message in problems[0]
     assert all("\n" not in p for p in problems)
+
+
+def test_a_checkpoint_that_describes_a_huge_model_is_refused_before_it_is_built(tmp_path):
+    save_checkpoint(tmp_path / "best.pt", create_model("linear"), arch="fast", model_kwargs=HUGE, dataset="mnist",
+                    class_names=[str(d) for d in range(10)], mean=0.13, std=0.31)
+    with pytest.raises(CheckpointError, match="7,200,640,000 parameters, above the bound"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "best.pt"), "small.pt")
 
 
 CHECK_IN_A_FRESH_PROCESS = """

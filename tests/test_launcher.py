@@ -122,3 +122,12 @@ def test_train_command_uses_torchrun_for_several_processes(tmp_path):
     for bad in (0, 65, 1.5, True):
         with pytest.raises(ValueError):
             launcher.train_command(tmp_path, nproc=bad)
+
+
+def test_resume_of_a_run_that_never_trained_starts_it_from_the_beginning(store):
+    path = store / "never"
+    runs.RunWriter.create(path, tiny_config(epochs=1, limit_batches=2).to_dict(), state="stopped")
+    launcher.resume_run(path)  # no last.pt: `--resume` would be refused, so it is started
+    wait_for("the run to complete", lambda: state(path) == "completed")
+    assert runs.read_run(path).summary["epochs"] == 1
+    assert "core.train --start " in (path / launcher.LOG_NAME).read_text()

@@ -140,3 +140,19 @@ def test_the_fast_net_reaches_98_5_percent_on_real_mnist_in_one_epoch(store, rea
     probs = np.load(store / "acceptance" / "test_outputs.npz")
     assert probs["probs"].shape == (10_000, 10)
     assert summary["epochs"] == 1 and summary["test_acc"] >= 0.985, summary
+
+
+def test_cli_refuses_to_resume_without_last_pt_or_to_retrain_a_finished_run(store, capsys):
+    from core import train
+    from tests.test_shipped_readonly import snapshot
+
+    fresh = store / "fresh"
+    runs.RunWriter.create(fresh, tiny_config().to_dict(), state="stopped")
+    done, _, _ = _run(store, "done", epochs=1, limit_batches=2)
+    before = snapshot(store)
+    for argv, message in [(["--resume", str(fresh)], "has no last.pt to continue from"),
+                          (["--resume", str(done)], "has completed"), (["--start", str(done)], "has completed")]:
+        assert train.main([*argv, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert snapshot(store) == before

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.models.cost import model_problems
 from core.models.registry import create_model, model_names
 from core.store import atomic
 
@@ -69,7 +70,13 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def model_from_checkpoint(payload: dict, name: str = "checkpoint") -> nn.Module:
-    """Rebuild the model a checkpoint describes, load its weights (float32), and put it in eval mode."""
+    """Rebuild the model a checkpoint describes, load its weights (float32), and put it in eval mode; the
+    architecture's size is checked against the bounds first, so a small file cannot make us allocate a huge
+    model."""
+    problems = model_problems(payload["arch"], payload["model_kwargs"]) \
+        if isinstance(payload["model_kwargs"], dict) else ["model_kwargs is not a mapping"]
+    if problems:
+        raise CheckpointError(f"{name}: {'; '.join(problems)}")
     try:
         model = create_model(payload["arch"], **payload["model_kwargs"])
     except ValueError as err:
