@@ -7,11 +7,12 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from app.components.common import list_finished_runs, run_label
 from app.components.datasets import data_missing_notice, dataset_picker
+from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, cached_split, cached_test_outputs, show_checkpoint_error
+from app.components.tile_grid import tile_grid
 from core.analysis import compare
 from core.data.datasets import DataUnavailableError, get_dataset
 from core.inference.images import ImageError, decode_image
@@ -23,20 +24,11 @@ from core.store.checkpoint import CheckpointError
 from core.views import comparison as cv
 
 TILE_SCALE = 4  # 28 px test images shown at 112 px
+CANVAS_SIDE = 196  # pixels, seven per input pixel
 TILES_PER_ROW = 8
 LATENCY_REPEATS = 50
 BEST_STYLE = "background-color: rgba(33, 195, 84, 0.25); font-weight: 600"
 DIVERGING = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#2166ac"]]  # red = worse for B, blue = better
-
-
-def show_gallery(tiles: list[dict], images: np.ndarray, class_names: list[str]) -> None:
-    """Test images as upscaled tiles in rows, each captioned with the true class and both predictions."""
-    if not tiles:
-        st.write("No such test image.")
-    for start in range(0, len(tiles), TILES_PER_ROW):
-        row = tiles[start:start + TILES_PER_ROW]
-        for col, tile in zip(st.columns(TILES_PER_ROW), row, strict=False):
-            col.image(cv.upscale(images[tile["index"]], TILE_SCALE), caption=cv.tile_caption(tile, class_names))
 
 
 st.title("Compare")
@@ -200,27 +192,22 @@ else:
             for tab, indices in zip(st.tabs([f"Fixed by B ({fixed.size:,})", f"Broken by B ({broken.size:,})"]),
                                     (fixed, broken), strict=True):
                 with tab:
-                    show_gallery(cv.gallery_tiles(indices, labels, probs_a, probs_b, limit), test_images, classes)
+                    tiles = cv.gallery_tiles(indices, labels, probs_a, probs_b, limit)
+                    tile_grid([(test_images[t["index"]], cv.tile_caption(t, classes)) for t in tiles], TILES_PER_ROW,
+                              "No such test image.")
 
 # --- the same input, every model --------------------------------------------------------------
 st.subheader("Same input, every model")
-st.caption(f"Draw a {'digit' if spec.style == 'digits' else 'garment'} or upload a picture: it is prepared the "
-           "way the Predict page does it, and every selected model gives its probabilities for the very same input.")
-source = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="compare_input_source")
-image = None
-if source == "Draw":
-    canvas = st_canvas(stroke_width=16, stroke_color="#FFFFFF", background_color="#000000", height=196,
-                       width=196, drawing_mode="freedraw", return_image_data=True, key="compare_canvas")
-    if canvas is not None and canvas.image_data is not None:
-        image = np.asarray(canvas.image_data)
-else:
-    upload = st.file_uploader("An image (PNG, JPEG, WebP, BMP or GIF)", type=["png", "jpg", "jpeg", "webp", "bmp",
-                              "gif"], key="compare_upload")
-    if upload is not None:
-        try:
-            image = decode_image(upload.getvalue(), upload.name)
-        except ImageError as err:
-            st.error(str(err))
+st.caption(f"Draw a {THING_BY_STYLE[spec.style]} or upload a picture: it is prepared the way the Predict page does "
+           "it, and every selected model gives its probabilities for the very same input.")
+given = draw_or_upload("compare", spec.style, CANVAS_SIDE, multiple=False,
+                       source_key="compare_input_source")  # the radio kept its key from before the shared input
+image = given.drawing
+for name, data in given.files:
+    try:
+        image = decode_image(data, name)
+    except ImageError as err:
+        st.error(str(err))
 
 pre = None
 if image is not None:

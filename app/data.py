@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.components.datasets import data_missing_notice, dataset_picker
 from app.components.loading import cached_split
+from app.components.tile_grid import tile_grid
 from core.data import stats as ds
 from core.data.augment import AugmentSpec
 from core.data.datasets import DataUnavailableError, get_dataset
@@ -166,9 +167,7 @@ if image is None:
     st.info(f"The training split has no image of class {names[class_index]}.")
 else:
     variants = ds.augment_preview(image, spec_aug, VARIANTS, st.session_state.get("data_aug_seed", 0))
-    cols = st.columns(1 + VARIANTS // 2)
-    cols[0].image(ds.enlarge(image, 112), caption=f"original #{index}", output_format="PNG")
-    for i, variant in enumerate(variants):
-        cols[1 + i % (VARIANTS // 2)].image(ds.enlarge(variant, 112), caption=f"variant {i + 1}", output_format="PNG")
+    tile_grid([(image, f"original #{index}")] + [(v, f"variant {i + 1}") for i, v in enumerate(variants)],
+              per_row=1 + VARIANTS // 2)
     if not spec_aug.active:
         st.caption("No augmentation selected: every variant equals the original.")

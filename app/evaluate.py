@@ -15,9 +15,9 @@ from app.components.common import pick_run
 from app.components.datasets import data_missing_notice
 from app.components.loading import cached_split, cached_test_outputs
 from app.components.share import export_controls, import_box
+from app.components.tile_grid import tile_grid
 from core.analysis import errors as analysis
 from core.data.datasets import DataUnavailableError, get_dataset
-from core.data.stats import enlarge
 from core.store import events, runs
 from core.views import evaluation as ev
 from core.views.formats import format_count, format_duration
@@ -51,16 +51,9 @@ def test_images(dataset: str, stored_labels):
 
 
 def tiles(items: list[dict], images, empty: str) -> None:
-    """A grid of test images (112 px, nearest) with true/predicted labels and top-3 probabilities."""
-    if not items:
-        st.info(empty)
-        return
-    for start in range(0, len(items), PER_ROW):
-        for col, item in zip(st.columns(PER_ROW), items[start:start + PER_ROW], strict=False):
-            with col:
-                if images is not None:
-                    st.image(enlarge(images[item["index"]], 112), output_format="PNG")
-                st.caption(ev.tile_caption(item))
+    """Gallery items as tiles: the test image (when the data is here), true/predicted labels, top-3 probabilities."""
+    tile_grid([(None if images is None else images[item["index"]], ev.tile_caption(item)) for item in items],
+              PER_ROW, empty)
 
 
 def confusion_figure(confusion, names: list[str], normalise: bool, errors_only: bool, clickable: bool,

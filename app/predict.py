@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from app.components.common import list_finished_runs, run_label
 from app.components.datasets import dataset_picker
+from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, show_checkpoint_error
 from core.data.datasets import DATASETS
 from core.inference.predictor import (
@@ -28,7 +28,6 @@ from core.inference.saliency import overlay, saliency_map
 from core.store.checkpoint import CheckpointError, LoadedModel
 
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
-THING = {"digits": "digit", "fashion": "piece of clothing"}
 
 
 def probability_chart(result: dict, class_names: list[str]) -> go.Figure:
@@ -113,36 +112,20 @@ if not models:
     st.info("Pick at least one model above.")
     st.stop()
 
-source = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="predict_source",
-                  format_func=lambda s: f"Draw a {THING[style]}" if s == "Draw" else "Upload images")
-
-if source == "Draw":
-    canvas_col, help_col = st.columns(2)
-    with help_col:
-        stroke = st.slider("Stroke width", 6, 40, 18, key="predict_stroke",
-                           help="MNIST strokes are about a tenth of the digit's height")
-        st.caption(f"Draw one {THING[style]} in white on the black canvas, any size, anywhere. "
-                   "The toolbar above the canvas undoes, redoes or clears it (bin). The picture is "
-                   "sent each time you release the mouse.")
-    with canvas_col:
-        st.write("")  # room for the canvas toolbar, which floats above the canvas
-        canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
-                           height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
-                           return_image_data=True, key="predict_canvas")
-    image = canvas.image_data
-    pre = preprocess(image, style) if image is not None else None
+given = draw_or_upload("predict", style, CANVAS_SIDE, multiple=True)
+thing = THING_BY_STYLE[style]
+if given.drawn:
+    pre = preprocess(given.drawing, style) if given.drawing is not None else None
     if pre is None or pre.is_blank:
-        st.info(f"Draw a {THING[style]} on the canvas: an empty canvas is not predicted.")
+        st.info(f"Draw a {thing} on the canvas: an empty canvas is not predicted.")
     else:
-        show_results(image, pre, predict_image(models, pre), models, style, key="predict_draw")
+        show_results(given.drawing, pre, predict_image(models, pre), models, style, key="predict_draw")
 else:
-    uploads = st.file_uploader("Images: PNG, JPEG, WebP, BMP or GIF (one or many, up to 10 MB each)",
-                               accept_multiple_files=True, key="predict_upload")
-    if not uploads:
-        st.info(f"Upload a photo or scan of a {THING[style]}; dark on light paper is fine, it is inverted.")
+    if not given.files:
+        st.info(f"Upload a photo or scan of a {thing}; dark on light paper is fine, it is inverted.")
         st.stop()
     run_paths = tuple((name, str(loaded.path)) for name, loaded in models.items())
-    outcomes = _predict_uploads(tuple((f.name, f.getvalue()) for f in uploads), run_paths, style)
+    outcomes = _predict_uploads(tuple(given.files), run_paths, style)
     for outcome in outcomes:
         if outcome.error:
             st.error(outcome.error)
@@ -156,7 +139,7 @@ else:
         st.download_button("Download as CSV", results_csv(rows), file_name="predictions.csv", mime="text/csv",
                            key="predict_results_csv")
     if not good:
-        st.info(f"None of the files could be predicted; upload a picture of a {THING[style]}.")
+        st.info(f"None of the files could be predicted; upload a picture of a {thing}.")
         st.stop()
     picked = good[0]
     if len(good) > 1:

@@ -126,7 +126,7 @@ def main() -> int:
     import streamlit
 
     print(f"# Cold start ({cpu_model()}, {os.cpu_count()} cores, Streamlit {streamlit.__version__}, "
-          f"Python {platform.python_version()})", flush=True)
+          f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f})", flush=True)
     torch_s = torch_import_seconds()
     print(f"`import torch` in a fresh interpreter: {torch_s:.2f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp, chromium_browser() as browser:
@@ -163,6 +163,7 @@ def main() -> int:
             print(f"| {PAGES[path]} | {first / 1000:.2f} s | {again / 1000:.2f} s | "
                   f"{cold_pages[path][0] / 1000:.2f} s |")
 
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "torch_import_s": torch_s,
                                     "title_ms": titles, "nav_ms": navs, "reference_title_ms": reference,

@@ -47,7 +47,7 @@ def picker(at, label: str):
 
 
 def tab_captions(tab) -> list[str]:
-    return [c for img in tab.image for c in img.captions]
+    return [c.value for c in tab.caption]  # the caption under each tile
 
 
 def parse_caption(caption: str) -> tuple[str, str, str]:
