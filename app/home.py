@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app.components.common import run_table_rows
+from core.views.catalog import run_table_rows
 
 st.title("mnist-studio")
 st.write(

@@ -9,8 +9,6 @@ from streamlit_drawable_canvas import st_canvas
 from app.components.common import (
     cached_model,
     dataset_picker,
-    list_finished_runs,
-    run_label,
     show_checkpoint_error,
 )
 from core.data.datasets import DATASETS
@@ -30,6 +28,7 @@ from core.inference.predictor import (
 from core.inference.preprocess import STYLE_BY_DATASET, preprocess
 from core.inference.saliency import overlay, saliency_map
 from core.store.checkpoint import CheckpointError, LoadedModel
+from core.views.catalog import list_finished_runs, run_label
 
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
 THING = {"digits": "digit", "fashion": "piece of clothing"}

@@ -1,4 +1,5 @@
-"""View helpers shared by the pages: run pickers, cached loading, data-missing notices. Thin over core."""
+"""View helpers shared by the pages: run pickers, cached loading, data-missing notices. Thin over core
+(the run listing and labels are core.views.catalog)."""
 
 from __future__ import annotations
 
@@ -10,43 +11,7 @@ from core.data.datasets import DATASETS, get_dataset, is_available, missing_file
 from core.store import runs
 from core.store.checkpoint import CheckpointError, LoadedModel, load_model
 from core.store.paths import DATA_ENV, data_root
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def list_finished_runs(dataset: str | None = None, need_test_outputs: bool = True) -> list[runs.RunInfo]:
-    """Runs (user and pretrained) that have weights, and test outputs when asked; newest user runs first."""
-    found = []
-    for info in runs.list_runs(include_pretrained=True, dataset=dataset):
-        if info.state in runs.ACTIVE_STATES or not info.has_weights:
-            continue
-        if need_test_outputs and not info.has_test_outputs:
-            continue
-        found.append(info)
-    return found
-
-
-def run_label(info: runs.RunInfo) -> str:
-    """A one-line label for pickers: name, model, dataset, test accuracy."""
-    acc = (info.summary or {}).get("test_acc")
-    acc_text = f" · test {acc:.2%}" if isinstance(acc, (int, float)) else ""
-    return f"{info.label} · {info.model} · {info.dataset}{acc_text}"
-
-
-def run_table_rows(dataset: str | None = None) -> list[dict]:
-    """Rows describing every finished run, for tables."""
-    rows = []
-    for info in list_finished_runs(dataset, need_test_outputs=False):
-        summary = info.summary or {}
-        rows.append({"run": info.label, "dataset": info.dataset, "model": info.model,
-                     "test accuracy": summary.get("test_acc"), "macro F1": summary.get("macro_f1"),
-                     "parameters": summary.get("params"), "training s": summary.get("train_seconds")})
-    return rows
+from core.views.catalog import list_finished_runs, run_label
 
 
 def pick_run(label: str, key: str, dataset: str | None = None, need_test_outputs: bool = True) -> runs.RunInfo | None:
@@ -68,7 +33,7 @@ def _cached_model(path: str, which: str, mtime: float) -> LoadedModel:
 def cached_model(run_dir: Path, which: str = "best") -> LoadedModel:
     """A run's model for inference, shared across sessions (never train or change it); CheckpointError on failure."""
     run_dir = Path(run_dir)
-    return _cached_model(str(run_dir), which, _mtime(run_dir / f"{which}.pt"))
+    return _cached_model(str(run_dir), which, runs.mtime(run_dir / f"{which}.pt"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -79,7 +44,7 @@ def _cached_test_outputs(path: str, mtime: float):
 def cached_test_outputs(run_dir: Path):
     """(probs float32 [N,10], labels [N]) stored with a run, cached per file version."""
     run_dir = Path(run_dir)
-    return _cached_test_outputs(str(run_dir), _mtime(run_dir / "test_outputs.npz"))
+    return _cached_test_outputs(str(run_dir), runs.mtime(run_dir / "test_outputs.npz"))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
