@@ -8,7 +8,6 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.common import list_finished_runs, run_label
 from app.components.datasets import data_missing_notice, dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, cached_split, cached_test_outputs, show_checkpoint_error
@@ -22,6 +21,7 @@ from core.inference.preprocess import preprocess
 from core.store import events
 from core.store.checkpoint import CheckpointError
 from core.views import comparison as cv
+from core.views.catalog import list_finished_runs, run_label
 
 TILE_SCALE = 4  # 28 px test images shown at 112 px
 CANVAS_SIDE = 196  # pixels, seven per input pixel
@@ -49,25 +49,11 @@ chosen = st.multiselect("Runs to compare", list(by_path), default=list(by_path)[
                         format_func=lambda p: run_label(by_path[p]), key=f"compare_runs_{dataset}")
 
 # --- stored test outputs of each chosen run ---------------------------------------------------
-infos, outputs = {}, {}
-for path in chosen:
-    info = by_path[path]
-    try:
-        probs, labels = cached_test_outputs(info.path)
-    except Exception as err:  # a damaged npz is the file's fault: say so and leave the run out
-        st.warning(f"{info.label}: the stored test outputs cannot be read ({type(err).__name__}: {err}); left out.")
-        continue
-    if probs.ndim != 2 or probs.shape[1] != len(classes) or len(probs) != len(labels) or not len(labels):
-        st.warning(f"{info.label}: the stored test outputs have shape {probs.shape} for {len(labels)} labels, "
-                   f"not {len(classes)} classes per image; left out.")
-        continue
-    infos[info.label], outputs[info.label] = info, (probs, labels)
-
-for name in cv.mismatched_test_sets({n: o[1] for n, o in outputs.items()}):
-    st.warning(f"{name}: its stored test labels differ from the other runs' (another version or size of the "
-               "test set), so it cannot be compared image by image; left out.")
-    infos.pop(name)
-    outputs.pop(name)
+outputs, left_out = cv.comparable_outputs({by_path[p].label: by_path[p].path for p in chosen}, len(classes),
+                                          load=cached_test_outputs)
+for message in left_out:
+    st.warning(message)
+infos = {by_path[p].label: by_path[p] for p in chosen if by_path[p].label in outputs}
 
 if len(outputs) < 2:
     st.info("Pick two or more runs to compare.")

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from app.components.common import run_table_rows
 from app.components.warmup import warm_up_imports
+from core.views.catalog import run_table_rows
 
 st.title("mnist-studio")
 st.write(

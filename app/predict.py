@@ -5,7 +5,6 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.common import list_finished_runs, run_label
 from app.components.datasets import dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, show_checkpoint_error
@@ -26,6 +25,7 @@ from core.inference.predictor import (
 from core.inference.preprocess import STYLE_BY_DATASET, preprocess
 from core.inference.saliency import overlay, saliency_map
 from core.store.checkpoint import CheckpointError, LoadedModel
+from core.views.catalog import list_finished_runs, run_label
 
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
 

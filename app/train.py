@@ -18,21 +18,12 @@ from app.components.datasets import data_missing_notice, dataset_picker
 from core.models.registry import list_models
 from core.store import events, launcher, progress, runs
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
-from core.training.config import ConfigError, TrainConfig, field_help
+from core.training.config import OPTIMISER, ConfigError, TrainConfig, field_groups, field_help
 from core.training.presets import PRESETS
 from core.views.formats import format_duration
 
 FIELD = "train_f_"  # widget key prefix of every TrainConfig field
-GROUPS = {
-    "Optimiser": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "ema"],
-    "Learning-rate schedule": ["schedule", "warmup", "step_every", "step_gamma"],
-    "Regularisation and augmentation": ["label_smoothing", "translate", "hflip", "vflip", "rotate", "erase",
-                                        "tta_flip", "model_kwargs"],
-    "Validation and data": ["val_fraction", "patience", "folds", "fold", "seed", "subset", "limit_batches",
-                            "monitor_test"],
-    "Hardware": ["device", "precision", "channels_last", "threads"],
-}
-OPEN_GROUPS = ("Optimiser",)
+OPEN_GROUPS = (OPTIMISER,)
 FLOAT_STEPS = {"lr": 1e-4, "weight_decay": 1e-4, "rotate": 1.0}
 HELP = field_help()
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -135,7 +126,7 @@ def launch_form() -> None:
                          format_func=lambda m: f"{m} · {models[m]['params']:,} parameters")
     if model in models:
         st.caption(f"{models[model]['description']} ({models[model]['reference']})")
-    for title, names in GROUPS.items():
+    for title, names in field_groups().items():
         with st.expander(title, expanded=title in OPEN_GROUPS):
             cols = st.columns(2)
             for i, name in enumerate(names):
@@ -352,10 +343,10 @@ def run_actions(info: runs.RunInfo) -> None:
         st.error(f"This run {info.state}: {info.status.get('error') or 'no error was recorded'}")
         if info.status.get("hint"):
             st.info(f"What to try: {info.status['hint']}")
-        log = info.path / launcher.LOG_NAME
-        if log.is_file():
+        log = launcher.log_tail(info.path)
+        if log is not None:
             with st.expander("Training log (last lines)"):
-                st.code("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]) or "(empty)")
+                st.code(log or "(empty)")
     elif info.state == "stopped" and info.status.get("hint"):
         st.info(info.status["hint"])
     for problem in info.problems:

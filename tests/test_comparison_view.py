@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from core.analysis.compare import comparison_csv
+from core.store import atomic
 from core.views import comparison as cv
 
 CLASSES = ["cat", "dog", "owl"]
@@ -66,6 +67,28 @@ def test_mismatched_test_sets():
     assert cv.mismatched_test_sets({"d": labels["d"], "a": labels["a"], "b": labels["b"]}) == ["d"]
     assert cv.mismatched_test_sets({"d": labels["d"], "a": labels["a"]}) == ["a"]
     assert cv.mismatched_test_sets({}) == []
+
+
+def test_comparable_outputs_leave_out_unreadable_misshapen_and_other_test_sets(tmp_path):
+    labels = np.array([0, 1, 2, 2], dtype=np.uint8)
+    probs = np.eye(3, dtype=np.float16)[[0, 1, 2, 1]]
+    stored = {"good": (probs, labels), "also": (probs[::-1], labels), "wide": (np.ones((4, 5)), labels),
+              "short": (probs[:3], labels[:3]), "other-set": (probs, labels[::-1]), "empty": (probs[:0], labels[:0])}
+    paths = {name: tmp_path / name for name in [*stored, "damaged", "missing"]}
+    for name, (p, y) in stored.items():
+        paths[name].mkdir()
+        atomic.write_npz(paths[name] / "test_outputs.npz", probs=p, labels=y)
+    paths["damaged"].mkdir()
+    (paths["damaged"] / "test_outputs.npz").write_bytes(b"PK\x03\x04 not a zip at all")
+    outputs, messages = cv.comparable_outputs(paths, len(CLASSES))
+    assert list(outputs) == ["good", "also"]
+    assert outputs["also"][0].dtype == np.float32 and outputs["also"][0].tolist() == probs[::-1].tolist()
+    # unreadable or misshapen in the order given, then the runs scored on another (here: a shorter) test set
+    assert [m.split(":")[0] for m in messages] == ["wide", "empty", "damaged", "missing", "short", "other-set"]
+    assert "shape (4, 5) for 4 labels, not 3 classes" in messages[0]
+    assert "cannot be read (BadZipFile" in messages[2] and "cannot be read (FileNotFoundError" in messages[3]
+    assert all("stored test labels differ" in m for m in messages[4:])
+    assert all(m.endswith("left out.") for m in messages)
 
 
 def test_checkpoint_size_prefers_best_then_last(tmp_path):

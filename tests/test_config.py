@@ -1,7 +1,9 @@
 import math
+from dataclasses import fields
 
 import pytest
 
+from core.training import config as config_module
 from core.training.config import ConfigError, TrainConfig
 from core.training.presets import PRESETS
 
@@ -53,3 +55,12 @@ def test_presets_mirror_the_tutorial_and_flip_only_clothes():
     tutorial = PRESETS["cnn_basic"].config("fashion-mnist")
     assert (tutorial.optimizer, tutorial.lr, tutorial.batch_size, tutorial.epochs) == ("adam", 1e-3, 64, 5)
     assert PRESETS["fast"].config("fashion-mnist").hflip and not PRESETS["fast"].config("mnist").hflip
+
+
+def test_every_form_field_names_one_group_and_the_groups_come_in_order():
+    groups = config_module.field_groups()
+    assert list(groups) == list(config_module.GROUPS) and all(groups.values())
+    grouped = [name for names in groups.values() for name in names]
+    assert sorted(grouped) == sorted(f.name for f in fields(TrainConfig) if f.name not in ("dataset", "model"))
+    assert groups[config_module.OPTIMISER][:4] == ["epochs", "batch_size", "optimizer", "lr"]
+    assert "ema" in groups[config_module.OPTIMISER] and "model_kwargs" in groups[config_module.REGULARISATION]

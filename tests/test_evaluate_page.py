@@ -11,7 +11,7 @@ from core.analysis import errors as analysis
 from core.analysis import metrics
 from core.store import runs
 from core.training import session as train
-from core.views import evaluation as ev
+from core.views.formats import format_count, format_duration
 from tests.conftest import open_page, tiny_config
 from tests.idx import synthetic_digits, write_idx_images, write_idx_labels
 
@@ -80,7 +80,8 @@ def test_evaluate_page_shows_headline_curves_table_and_the_true_confusion_matrix
     assert shown["Test accuracy"] == f"{report['accuracy']:.2%}"
     assert shown["Macro F1"] == f"{report['macro']['f1']:.4f}"
     summary = runs.read_json(run / "summary.json")
-    assert shown["Parameters"] == ev.format_count(summary["params"])
+    assert shown["Parameters"] == format_count(summary["params"])
+    assert shown["Training time"] == format_duration(summary["train_seconds"])
 
     # the heatmap carries exactly core.metrics' counts, in both display modes
     heat = chart(at, "eval_cm")["data"][0]

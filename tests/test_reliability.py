@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from app.components.common import list_finished_runs
 from core.store import runs
 from core.training import session as train
+from core.views.catalog import list_finished_runs
 from tests.conftest import REPO, open_page, tiny_config
 from tests.test_predict_page import png_bytes, seven_photo, texts
 

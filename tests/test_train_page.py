@@ -4,8 +4,8 @@ import json
 import os
 from dataclasses import fields
 
-from core.store import runs
-from core.training.config import TrainConfig
+from core.store import launcher, runs
+from core.training.config import TrainConfig, field_groups
 from core.training.presets import PRESETS
 from core.training.session import run
 from tests.conftest import open_page, tiny_config
@@ -58,6 +58,12 @@ def test_renders_every_setting_with_its_help_on_an_empty_store(store):
             assert widget(at, FIELD + f.name).help == f.metadata["help"], f.name
     assert widget(at, "train_dataset").value in ("mnist", "fashion-mnist")
     assert widget(at, "train_nproc").value == 1
+    groups = field_groups()  # the form's sections are TrainConfig's field groups, each holding its fields
+    expanders = {e.label: e for e in at.expander}
+    assert list(expanders) == list(groups)
+    for title, names in groups.items():
+        for name in names:
+            widget(expanders[title], FIELD + name)
     model = widget(at, FIELD + "model")
     assert model.value == TrainConfig.model and "parameters" in model.format_func(model.value)
     assert "Our CPU-fast net" in texts(at, "caption")
@@ -145,14 +151,17 @@ def test_a_queued_run_shows_its_place_and_can_be_stopped(store):
     assert runs.stop_requested(path)
 
 
-def test_a_diverged_run_shows_its_error_and_what_to_try(store):
+def test_a_diverged_run_shows_its_error_what_to_try_and_its_log(store):
     path = made_run(store, "diverged", lr=100.0, optimizer="sgd")
+    (path / launcher.LOG_NAME).write_text("".join(f"log line {i}\n" for i in range(50)))
     at = open_page("app/train.py")
     assert not at.exception
     status = runs.read_run(path).status
     assert status["state"] == "diverged"
     assert f"This run diverged: {status['error']}" in texts(at, "error")
     assert "Lower the learning rate" in texts(at, "info")
+    assert [e.label for e in at.expander if e.label.startswith("Training log")] == ["Training log (last lines)"]
+    assert at.code[0].value.strip() == "\n".join(f"log line {i}" for i in range(20, 50))  # the last 30 lines
     assert not widget(at, "train_resume").disabled
 
 

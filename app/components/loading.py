@@ -11,13 +11,6 @@ from core.store.checkpoint import CheckpointError, LoadedModel, load_model
 from core.store.paths import data_root
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _cached_model(path: str, which: str, mtime: float) -> LoadedModel:
     return load_model(Path(path), which)
@@ -26,7 +19,7 @@ def _cached_model(path: str, which: str, mtime: float) -> LoadedModel:
 def cached_model(run_dir: Path, which: str = "best") -> LoadedModel:
     """A run's model for inference, shared across sessions (never train or change it); CheckpointError on failure."""
     run_dir = Path(run_dir)
-    return _cached_model(str(run_dir), which, _mtime(run_dir / f"{which}.pt"))
+    return _cached_model(str(run_dir), which, runs.mtime(run_dir / f"{which}.pt"))
 
 
 def show_checkpoint_error(err: CheckpointError) -> None:
@@ -41,7 +34,7 @@ def _cached_test_outputs(path: str, mtime: float):
 def cached_test_outputs(run_dir: Path):
     """(probs float32 [N,10], labels [N]) stored with a run, cached per file version."""
     run_dir = Path(run_dir)
-    return _cached_test_outputs(str(run_dir), _mtime(run_dir / "test_outputs.npz"))
+    return _cached_test_outputs(str(run_dir), runs.mtime(run_dir / "test_outputs.npz"))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -61,22 +61,29 @@ def predict_probs(model: nn.Module, images: torch.Tensor, mean: float, std: floa
                   channels_last: bool = False) -> torch.Tensor:
     """Softmax probabilities float32 [N,10] (on the CPU) for uint8 images [N,28,28] or float [N,1,28,28] in 0..1.
 
-    With `tta_flip`, averages the probabilities of each image and its left-right mirror.
+    With `tta_flip`, averages the probabilities of each image and its left-right mirror. The one batched
+    softmax loop of the project: training's validation and test, evaluation, prediction and latency use it.
+    A model in training mode is switched to eval mode for the call; one already in eval mode (a shared,
+    cached model) is only read.
     """
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     device = next(model.parameters()).device
     out = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size].to(device)
-        x = to_unit_float(chunk) if chunk.dtype == torch.uint8 else chunk.float()
-        x = normalise(x, mean, std)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, precision):
-            probs = model(x).float().softmax(1)
-            if tta_flip:
-                probs = (probs + model(x.flip(3)).float().softmax(1)) / 2
-        out.append(probs.cpu())
-    model.train(was_training)
+    try:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size].to(device)
+            x = to_unit_float(chunk) if chunk.dtype == torch.uint8 else chunk.float()
+            x = normalise(x, mean, std)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, precision):
+                probs = model(x).float().softmax(1)
+                if tta_flip:
+                    probs = (probs + model(x.flip(3)).float().softmax(1)) / 2
+            out.append(probs.cpu())
+    finally:
+        if was_training:
+            model.train()
     return torch.cat(out) if out else torch.empty(0, 10)

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data.datasets import normalise
-from core.inference.engine import autocast_context
+from core.inference.engine import predict_probs
 from core.inference.images import MAX_UPLOAD_BYTES, decode_many
 from core.inference.preprocess import REFERENCE_STATS, STYLE_BY_DATASET, Preprocessed, preprocess, variants
 from core.store.checkpoint import LoadedModel
@@ -60,18 +59,11 @@ def model_probs(loaded: LoadedModel, inputs: torch.Tensor, batch_size: int = 100
     3.8 s here), as training's "auto" precision does. The model must be in eval mode (as load_model
     returns it); it is only read, so a cached model may be shared between threads.
     """
-    model = loaded.model
-    device = next(model.parameters()).device
     precision = "auto" if len(inputs) > SMALL_BATCH else "fp32"
-    out = []
-    with torch.inference_mode(), _threads_for(len(inputs)), autocast_context(device, precision):
-        for chunk in inputs.split(batch_size):
-            x = normalise(chunk.to(device).float(), loaded.mean, loaded.std)
-            probs = model(x).float().softmax(1)
-            if loaded.tta_flip:
-                probs = (probs + model(x.flip(3)).float().softmax(1)) / 2
-            out.append(probs.cpu())
-    return torch.cat(out).numpy() if out else np.empty((0, 10), np.float32)
+    with torch.inference_mode(), _threads_for(len(inputs)):
+        probs = predict_probs(loaded.model, inputs, loaded.mean, loaded.std, batch_size=batch_size,
+                              tta_flip=loaded.tta_flip, precision=precision)
+    return probs.numpy()
 
 
 @contextmanager

@@ -126,3 +126,22 @@ def resume_run(path: Path, nproc: int | None = None) -> None:
 def delete_run(path: Path) -> None:
     """Delete a finished user run (refused for an active run, a pretrained one, or anything else)."""
     runs.delete_run(Path(path))
+
+
+LOG_TAIL_BYTES = 64 * 1024  # the most of a training log a page reads to show its last lines
+
+
+def log_tail(run_dir: Path, lines: int = 30) -> str | None:
+    """The last `lines` lines of a run's training log (read from at most its last LOG_TAIL_BYTES), or None
+    when the run has no log."""
+    try:
+        with open(Path(run_dir) / LOG_NAME, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            data = f.read(LOG_TAIL_BYTES)
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    if size > LOG_TAIL_BYTES:
+        text = text.split("\n", 1)[-1]  # the first line read is probably cut: drop it
+    return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""

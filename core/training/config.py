@@ -17,6 +17,15 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+# The Train form's field groups, in the order it shows them (each field names its own in its metadata).
+OPTIMISER = "Optimiser"
+SCHEDULE = "Learning-rate schedule"
+REGULARISATION = "Regularisation and augmentation"
+VALIDATION = "Validation and data"
+HARDWARE = "Hardware"
+GROUPS = (OPTIMISER, SCHEDULE, REGULARISATION, VALIDATION, HARDWARE)
+
+
 class ConfigError(ValueError):
     """One or more settings are invalid; `messages` has one line per bad field."""
 
@@ -26,7 +35,8 @@ class ConfigError(ValueError):
 
 
 def _f(default, help: str, **extra):
-    """A dataclass field with a help text (shown by --help and in the Train form)."""
+    """A dataclass field with a help text (shown by --help and in the Train form); `extra` holds `choices`,
+    bounds (`low`, `high`, `low_open`) and the Train form's `group` (one of GROUPS)."""
     factory = extra.pop("factory", None)
     meta = {"help": help, **extra}
     if factory is not None:
@@ -40,41 +50,57 @@ class TrainConfig:
 
     dataset: str = _f("fashion-mnist", "dataset to train on", choices=tuple(DATASETS))
     model: str = _f("fast", "architecture from the model zoo")
-    model_kwargs: dict = _f(None, "extra model arguments as JSON, e.g. '{\"dropout\": 0.3}'", factory=dict)
-    epochs: int = _f(5, "passes over the training split", low=1, high=1000)
-    batch_size: int = _f(128, "images per optimiser step (global, across all processes)", low=1, high=8192)
-    optimizer: str = _f("nesterov", "sgd, momentum (SGD+momentum), nesterov, adam or adamw", choices=OPTIMIZERS)
-    lr: float = _f(0.2, "peak learning rate", low=0.0, low_open=True, high=100.0)
-    momentum: float = _f(0.9, "momentum for momentum/nesterov (beta1 for Adam)", low=0.0, high=0.999)
-    weight_decay: float = _f(5e-4, "L2 weight decay", low=0.0, high=1.0)
-    schedule: str = _f("onecycle", "learning-rate schedule: constant, step, cosine or onecycle", choices=SCHEDULES)
-    warmup: float = _f(0.1, "onecycle: fraction of steps spent warming up", low=0.0, high=0.9)
-    step_every: int = _f(10, "step schedule: epochs between decays", low=1, high=1000)
-    step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", low=0.0, low_open=True, high=1.0)
-    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy target", low=0.0, high=0.5)
+    model_kwargs: dict = _f(None, "extra model arguments as JSON, e.g. '{\"dropout\": 0.3}'", factory=dict,
+                            group=REGULARISATION)
+    epochs: int = _f(5, "passes over the training split", low=1, high=1000, group=OPTIMISER)
+    batch_size: int = _f(128, "images per optimiser step (global, across all processes)", low=1, high=8192,
+                         group=OPTIMISER)
+    optimizer: str = _f("nesterov", "sgd, momentum (SGD+momentum), nesterov, adam or adamw", choices=OPTIMIZERS,
+                        group=OPTIMISER)
+    lr: float = _f(0.2, "peak learning rate", low=0.0, low_open=True, high=100.0, group=OPTIMISER)
+    momentum: float = _f(0.9, "momentum for momentum/nesterov (beta1 for Adam)", low=0.0, high=0.999, group=OPTIMISER)
+    weight_decay: float = _f(5e-4, "L2 weight decay", low=0.0, high=1.0, group=OPTIMISER)
+    schedule: str = _f("onecycle", "learning-rate schedule: constant, step, cosine or onecycle", choices=SCHEDULES,
+                       group=SCHEDULE)
+    warmup: float = _f(0.1, "onecycle: fraction of steps spent warming up", low=0.0, high=0.9, group=SCHEDULE)
+    step_every: int = _f(10, "step schedule: epochs between decays", low=1, high=1000, group=SCHEDULE)
+    step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", low=0.0, low_open=True, high=1.0,
+                           group=SCHEDULE)
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy target", low=0.0, high=0.5,
+                                group=REGULARISATION)
     ema: float = _f(0.0, "weight averaging: validate, keep and test a moving average of the weights with this "
-                          "decay per step (0 = off; 0.99 averages over about the last 100 steps)", low=0.0, high=0.9999)
-    translate: int = _f(0, "augmentation: max random shift in pixels (0 = off)", low=0, high=8)
-    hflip: bool = _f(False, "augmentation: random left-right flip (clothes, not digits)")
-    vflip: bool = _f(False, "augmentation: random top-bottom flip")
-    rotate: float = _f(0.0, "augmentation: max random rotation in degrees (0 = off)", low=0.0, high=180.0)
-    erase: float = _f(0.0, "augmentation: probability of random erasing (0 = off)", low=0.0, high=1.0)
-    tta_flip: bool = _f(False, "evaluate with left-right flip test-time averaging (clothes)")
-    val_fraction: float = _f(0.1, "share of the training split held out for validation", low=0.0, high=0.5)
-    folds: int = _f(1, "k-fold cross-validation: train K models, one per fold (1 = off)", low=1, high=20)
-    fold: int = _f(0, "which fold this run validates on (set by --folds)", low=0, high=19)
-    patience: int = _f(0, "early stopping: epochs without validation gain (0 = off)", low=0, high=1000)
-    seed: int = _f(0, "random seed (data split, shuffling, augmentation, initialisation)", low=0, high=2**31 - 1)
-    subset: int = _f(0, "train on only the first N training images (0 = all); for quick trials", low=0, high=10**7)
-    limit_batches: int = _f(0, "stop each epoch after N batches (0 = all); for smoke tests", low=0, high=10**7)
+                          "decay per step (0 = off; 0.99 averages over about the last 100 steps)", low=0.0, high=0.9999,
+                          group=OPTIMISER)
+    translate: int = _f(0, "augmentation: max random shift in pixels (0 = off)", low=0, high=8, group=REGULARISATION)
+    hflip: bool = _f(False, "augmentation: random left-right flip (clothes, not digits)", group=REGULARISATION)
+    vflip: bool = _f(False, "augmentation: random top-bottom flip", group=REGULARISATION)
+    rotate: float = _f(0.0, "augmentation: max random rotation in degrees (0 = off)", low=0.0, high=180.0,
+                       group=REGULARISATION)
+    erase: float = _f(0.0, "augmentation: probability of random erasing (0 = off)", low=0.0, high=1.0,
+                      group=REGULARISATION)
+    tta_flip: bool = _f(False, "evaluate with left-right flip test-time averaging (clothes)", group=REGULARISATION)
+    val_fraction: float = _f(0.1, "share of the training split held out for validation", low=0.0, high=0.5,
+                             group=VALIDATION)
+    folds: int = _f(1, "k-fold cross-validation: train K models, one per fold (1 = off)", low=1, high=20,
+                    group=VALIDATION)
+    fold: int = _f(0, "which fold this run validates on (set by --folds)", low=0, high=19, group=VALIDATION)
+    patience: int = _f(0, "early stopping: epochs without validation gain (0 = off)", low=0, high=1000,
+                       group=VALIDATION)
+    seed: int = _f(0, "random seed (data split, shuffling, augmentation, initialisation)", low=0, high=2**31 - 1,
+                   group=VALIDATION)
+    subset: int = _f(0, "train on only the first N training images (0 = all); for quick trials", low=0, high=10**7,
+                     group=VALIDATION)
+    limit_batches: int = _f(0, "stop each epoch after N batches (0 = all); for smoke tests", low=0, high=10**7,
+                            group=VALIDATION)
     monitor_test: bool = _f(False, "benchmarks only: also score the test set after each epoch (logged as "
-                                   "test_acc, never used for model selection, not counted as training time)")
-    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps", choices=DEVICES)
+                                   "test_acc, never used for model selection, not counted as training time)",
+                                   group=VALIDATION)
+    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps", choices=DEVICES, group=HARDWARE)
     precision: str = _f("auto", "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16 autocast",
-                        choices=PRECISIONS)
+                        choices=PRECISIONS, group=HARDWARE)
     channels_last: bool = _f(True, "channels-last memory format for conv nets (applied on CUDA and under bf16, "
-                                   "where it is faster)")
-    threads: int = _f(0, "CPU threads for PyTorch (0 = all cores)", low=0, high=256)
+                                   "where it is faster)", group=HARDWARE)
+    threads: int = _f(0, "CPU threads for PyTorch (0 = all cores)", low=0, high=256, group=HARDWARE)
 
     def augment(self) -> AugmentSpec:
         """The augmentation flags as the spec `core.augment` takes."""
@@ -202,6 +228,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def field_help() -> dict[str, str]:
     """Help text of every field, for forms."""
     return {f.name: f.metadata["help"] for f in fields(TrainConfig)}
+
+
+def field_groups() -> dict[str, list[str]]:
+    """{group title: field names in declaration order}, groups in GROUPS order; fields without a group
+    (dataset, model: the form shows them on their own) are left out."""
+    groups: dict[str, list[str]] = {title: [] for title in GROUPS}
+    for f in fields(TrainConfig):
+        if "group" in f.metadata:
+            groups[f.metadata["group"]].append(f.name)
+    return groups
 
 
 def field_bounds(name: str) -> tuple[float | None, float | None]:

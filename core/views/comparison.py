@@ -16,6 +16,7 @@ from core.analysis.compare import best_per_column
 from core.analysis.errors import top_k
 from core.analysis.metrics import as_labels, as_probs, classification_report
 from core.store.events import epoch_events, number
+from core.store.runs import load_test_outputs
 
 COLUMNS = ("run", "model", "test accuracy", "macro F1", "parameters", "training s", "epochs", "size MB",
            "latency p50 ms", "latency p95 ms")
@@ -97,6 +98,31 @@ def mismatched_test_sets(labels_by_run: dict[str, np.ndarray]) -> list[str]:
         return []
     keep = set(max(groups, key=len))
     return [n for n in labels_by_run if n not in keep]
+
+
+def comparable_outputs(paths: dict[str, Path], num_classes: int, load=load_test_outputs,
+                       ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """The stored test outputs (probs, labels) of each run that can be compared image by image, and one
+    message per run left out: its file cannot be read, its shape is not (N, num_classes) for N labels, or
+    its labels differ from those most runs share (mismatched_test_sets). `load(run_dir)` reads a run's
+    outputs (a page passes its cached reader)."""
+    outputs, messages = {}, []
+    for name, path in paths.items():
+        try:
+            probs, labels = load(path)
+        except Exception as err:  # a damaged npz is the file's fault: say so and leave the run out
+            messages.append(f"{name}: the stored test outputs cannot be read ({type(err).__name__}: {err}); left out.")
+            continue
+        if probs.ndim != 2 or probs.shape[1] != num_classes or len(probs) != len(labels) or not len(labels):
+            messages.append(f"{name}: the stored test outputs have shape {probs.shape} for {len(labels)} labels, "
+                            f"not {num_classes} classes per image; left out.")
+            continue
+        outputs[name] = (probs, labels)
+    for name in mismatched_test_sets({n: o[1] for n, o in outputs.items()}):
+        messages.append(f"{name}: its stored test labels differ from the other runs' (another version or size of "
+                        "the test set), so it cannot be compared image by image; left out.")
+        outputs.pop(name)
+    return outputs, messages
 
 
 # --- learning curves and per-class F1 --------------------------------------------------------
