@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.components.common import list_finished_runs
 from core.share import main
 from core.store import archive as archive_module
 from core.store import runs
 from core.store.archive import ArchiveError, export_archive, import_archive
 from core.store.checkpoint import load_model
+from core.views.catalog import list_finished_runs
 from tests.share_runs import make_run
 
 

@@ -1,4 +1,4 @@
-"""Run pickers the pages share; reads only the run store's JSON files (core.views.catalog), so it never imports torch."""
+"""Run pickers the pages share; they read only the run store's JSON files (core.views.catalog): no torch."""
 
 from __future__ import annotations
 
