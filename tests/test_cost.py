@@ -86,7 +86,7 @@ def test_a_size_above_a_bound_is_one_line_with_the_figure_and_the_bound(monkeypa
     ("fast", {"widths": [48, 64, 128]}, "whiten=false"),
     ("mlp", {"dropout": 5}, "dropout probability"),
     ("mlp", {"hidden1": 10**30}, "mlp cannot be built"),
-    ("fast", {"depth": 10**12}, f"more than {cost.MAX_TENSORS:,} weight tensors"),  # stops building early
+    ("fast", {"depth": 10**12}, f"more than {cost.MAX_TENSORS:,} weight and buffer tensors"),  # stops building early
     ("fast", {"widths": [6000, 6000, 6000], "whiten": False}, "648,192,000 parameters, above the bound"),
     ("vgg", {}, "unknown model 'vgg'"),
 ])
