@@ -86,7 +86,7 @@ def test_a_size_above_a_bound_is_one_line_with_the_figure_and_the_bound(monkeypa
     ("fast", {"widths": [48, 64, 128]}, "whiten=false"),
     ("mlp", {"dropout": 5}, "dropout probability"),
     ("mlp", {"hidden1": 10**30}, "mlp cannot be built"),
-    ("fast", {"depth": 10**12}, f"more than {cost.MAX_TENSORS:,} weight tensors"),  # stops building early
+    ("fast", {"depth": 10**12}, f"more than {cost.MAX_TENSORS:,} weight and buffer tensors"),  # stops building early
     ("fast", {"widths": [6000, 6000, 6000], "whiten": False}, "648,192,000 parameters, above the bound"),
     ("vgg", {}, "unknown model 'vgg'"),
 ])
@@ -121,7 +121,7 @@ def peak_limit(name: str, kwargs: dict) -> int:
 
 def test_the_huge_model_is_refused_within_a_second_without_allocating_it():
     out = subprocess.run([sys.executable, "-c", CHECK_IN_A_FRESH_PROCESS, "fast", json.dumps(HUGE)], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)  # a loaded 2-core machine imports torch slowly
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert "7,200,640,000 parameters, above the bound of 50,000,000" in result["problems"][0]
@@ -143,7 +143,7 @@ sys.exit(code)
 def test_the_cli_refuses_the_huge_model_in_one_line_within_a_second_and_creates_nothing(store):
     out = subprocess.run([sys.executable, "-c", CLI_WITH_PEAK, "--dataset", "mnist", "--model", "fast",
                           "--model-kwargs", json.dumps(HUGE), "--name", "huge", "--quiet"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)  # a loaded 2-core machine imports torch slowly
     assert out.returncode == 2
     *lines, peak = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "7,200,640,000 parameters, above the bound of 50,000,000" in lines[0], out.stderr
@@ -158,7 +158,7 @@ def test_the_cli_refuses_the_huge_model_in_one_line_within_a_second_and_creates_
 def test_the_cli_refuses_bad_model_arguments_in_one_line_without_a_traceback(store, kwargs, message):
     out = subprocess.run([sys.executable, "-m", "core.train", "--dataset", "mnist", "--model", "resnet18",
                           "--model-kwargs", json.dumps(kwargs), "--quiet"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=300)  # a loaded 2-core machine imports torch slowly
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [f"python -m core.train: error: model_kwargs: {message}"]
     assert not store.exists() or not any(store.iterdir())
@@ -181,7 +181,9 @@ def rerun_with(kwargs_text):
 
 
 huge = rerun_with(sys.argv[1])
-small = rerun_with('{"depth": 1}')  # the same rerun with a small model, for comparison
+# the same rerun with small models, for comparison (the quickest of three: the machine is shared)
+small = min((rerun_with(json.dumps({"widths": [w, 8, 8], "whiten": False})) for w in (2, 3, 4)),
+            key=lambda r: r["seconds"])
 print(json.dumps({"huge": huge, "small": small,
                   "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """

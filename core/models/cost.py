@@ -26,7 +26,7 @@ MAX_MACS_ENV = "MNIST_STUDIO_MAX_MACS"
 # 50M float32 parameters with their gradients and optimiser state take under 1 GB.
 DEFAULT_MAX_PARAMS = 50_000_000
 DEFAULT_MAX_MACS = 5_000_000_000
-# Weight and buffer tensors a model may register (ResNet-18 registers 162): bounds the time the meta build
+# Weight and buffer tensors a model may register (ResNet-18 registers 123): bounds the time the meta build
 # itself takes (about 0.1 ms a tensor) when an argument such as `depth` asks for millions of layers.
 MAX_TENSORS = 1_000
 
@@ -40,7 +40,7 @@ class ModelCost:
 
 
 class TooManyTensors(ValueError):
-    """The model registers more weight tensors than MAX_TENSORS while it is being built."""
+    """The model registers more weight and buffer tensors than MAX_TENSORS while it is being built."""
 
 
 def _bound(env: str, default: int) -> int:
@@ -76,7 +76,7 @@ def _count_tensor(_module, _name, _tensor) -> None:
         return
     _building.tensors = count + 1
     if _building.tensors > MAX_TENSORS:
-        raise TooManyTensors(f"it registers more than {MAX_TENSORS:,} weight tensors")
+        raise TooManyTensors(f"it registers more than {MAX_TENSORS:,} weight and buffer tensors")
 
 
 @functools.cache
