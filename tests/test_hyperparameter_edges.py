@@ -16,6 +16,7 @@ import pytest
 from core import train
 from core.models.registry import model_names
 from core.training.config import ConfigError, TrainConfig
+from tests.test_train_page import FIELD, widget
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 
@@ -148,9 +149,6 @@ def test_cli_refuses_past_the_edges_with_one_line_and_creates_nothing(case, stor
 
 # ---- the Train form ------------------------------------------------------------------------------------------
 
-KEY = "train_f_"
-
-
 @pytest.fixture(scope="module")
 def form(tmp_path_factory, tiny_data_root):
     """One Train page for the whole module (each case sets one field, checks, and puts the default back)."""
@@ -166,12 +164,7 @@ def form(tmp_path_factory, tiny_data_root):
 
 
 def form_widget(at, name: str):
-    key = "train_dataset" if name == "dataset" else KEY + name
-    for kind in ("number_input", "selectbox", "checkbox", "text_input", "radio", "segmented_control", "pills"):
-        found = [w for w in getattr(at, kind) if w.key == key]
-        if found:
-            return found[0]
-    raise AssertionError(f"no widget for {name}")
+    return widget(at, "train_dataset" if name == "dataset" else FIELD + name)
 
 
 def start_disabled(at) -> bool:
