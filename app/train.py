@@ -80,10 +80,10 @@ def field_widget(name: str) -> None:
         st.selectbox(label, f.metadata["choices"], key=key, help=help_text)
     elif f.type == "bool":
         st.checkbox(label, key=key, help=help_text)
-    elif f.type == "int":
-        st.number_input(label, step=1, key=key, help=help_text)
+    elif f.type == "int":  # value=None: an empty or non-finite entry reaches TrainConfig as None and is refused
+        st.number_input(label, value=None, step=1, key=key, help=help_text)  # (not replaced by a silent 0)
     elif f.type == "float":
-        st.number_input(label, step=FLOAT_STEPS.get(name, 0.05), format="%g", key=key, help=help_text)
+        st.number_input(label, value=None, step=FLOAT_STEPS.get(name, 0.05), format="%g", key=key, help=help_text)
     else:
         st.text_input(label, key=key, help=help_text)
 

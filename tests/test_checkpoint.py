@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import pytest
@@ -29,19 +30,48 @@ def test_half_precision_weights_load_as_float32(tmp_path):
     assert next(model_from_checkpoint(payload).parameters()).dtype == torch.float32
 
 
-class Exploit:
+class CreatesFile:
+    """Unpickling this runs `touch target`: what a hostile checkpoint would do with plain torch.load."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
     def __reduce__(self):
-        return (print, ("this would have run code",))
+        return (os.system, (f"touch '{self.target}'",))
 
 
-def test_a_pickle_that_runs_code_is_refused(tmp_path):
-    path = tmp_path / "evil.pt"
-    torch.save({"arch": "cnn2", "payload": Exploit()}, path)
-    with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(path)
-    path.write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(CheckpointError):
-        load_checkpoint(path)
+REFUSED = "refused, it holds objects that are not plain weights"
+
+
+def test_the_hostile_payload_creates_a_file_when_unpickled_unsafely(tmp_path):
+    """The control: without weights_only this payload really runs code, so the refusals below mean something."""
+    target = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(CreatesFile(target), protocol=2))
+    assert target.is_file()
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, which):
+    target = tmp_path / "pwned"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _save(run_dir / f"{which}.pt")
+    payload = load_checkpoint(run_dir / f"{which}.pt")
+    torch.save({**payload, "optimizer": CreatesFile(target)}, run_dir / f"{which}.pt")  # a torch zip file
+    with pytest.raises(CheckpointError, match=f"{which}.pt: {REFUSED}"):
+        load_model(run_dir, which)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_a_bare_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, which):
+    target = tmp_path / "pwned"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / f"{which}.pt").write_bytes(pickle.dumps({"arch": "cnn2", "x": CreatesFile(target)}, protocol=2))
+    with pytest.raises(CheckpointError, match=f"{which}.pt: {REFUSED}"):
+        load_model(run_dir, which)
+    assert not target.exists()
 
 
 def test_unknown_architecture_is_named(tmp_path):
@@ -72,3 +102,21 @@ def test_a_bare_state_dict_is_refused_with_a_reason(tmp_path):
     torch.save(create_model("cnn2").state_dict(), tmp_path / "model.pt")
     with pytest.raises(CheckpointError, match="missing arch"):
         load_checkpoint(tmp_path / "model.pt")
+
+
+def test_resume_refuses_a_last_pt_that_would_run_code(store, capsys):
+    """The training loop's own load of last.pt (on --resume) goes through the same refusal."""
+    from core import train
+    from core.store import runs
+    from tests.conftest import tiny_config
+
+    target = store.parent / "pwned"
+    run_dir = store / "hostile"
+    runs.RunWriter.create(run_dir, tiny_config().to_dict(), state="stopped")
+    torch.save({"arch": "cnn2", "state_dict": {}, "x": CreatesFile(target)}, run_dir / "last.pt")
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--resume", str(run_dir), "--quiet"])
+    assert exit_.value.code == 2
+    assert f"last.pt: {REFUSED}" in capsys.readouterr().err
+    assert not target.exists()
+    assert runs.read_run(run_dir).state == "failed"

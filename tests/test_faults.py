@@ -1,16 +1,20 @@
 """Faults for real: a training process killed with SIGKILL, and kills in the middle of checkpoint writes."""
 
+import multiprocessing
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import pytest
 import torch
 
-from core.store import runs
-from core.store.checkpoint import load_checkpoint
+from core.models.registry import create_model
+from core.store import atomic, runs
+from core.store.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import REPO, wait_for
 
 
@@ -49,41 +53,75 @@ def test_sigkill_mid_epoch_shows_interrupted_keeps_last_and_resumes_to_the_same_
     assert [e["epoch"] for e in _epochs_done(path)] == list(range(1, 13))
 
 
-WRITER = """
-import sys, torch
-from core.store.checkpoint import save_checkpoint
-from core.models.registry import create_model
-from core.store import atomic
-model = create_model("cnn_enhanced")
-target = sys.argv[1]
-i = 0
-while True:
-    i += 1
-    for p in model.parameters():
-        p.data.fill_(float(i))
-    save_checkpoint(target + "/best.pt", model, arch="cnn_enhanced", model_kwargs={}, dataset="mnist",
-                    class_names=[str(c) for c in range(10)], mean=0.1, std=0.3, generation=i)
-    atomic.write_json(target + "/summary.json", {"generation": i, "padding": "x" * 200000})
-    print(i, flush=True)
-"""
+ARCH = "cnn_enhanced"  # a 7 MB checkpoint: a write takes long enough to be caught in the middle
+META = {"arch": ARCH, "model_kwargs": {}, "dataset": "mnist", "class_names": [str(c) for c in range(10)],
+        "mean": 0.1, "std": 0.3}
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.3])
-def test_kill_during_checkpoint_writes_never_leaves_a_truncated_file(tmp_path, delay):
-    """SIGKILL a process that rewrites a 7 MB checkpoint and a summary in a loop, at varying moments."""
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        proc.stdout.readline()  # one full generation written
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    payload = load_checkpoint(tmp_path / "best.pt")
+def weights_of(generation: int) -> dict[str, torch.Tensor]:
+    """The state the writer saves as `generation`: every tensor different, every element seeded by it."""
+    gen = torch.Generator().manual_seed(generation)
+    return {k: torch.randn(v.shape, generator=gen).to(v.dtype) if v.is_floating_point()
+            else torch.full_like(v, generation) for k, v in create_model(ARCH).state_dict().items()}
+
+
+def write_forever(directory: Path, first: int, done) -> None:
+    """A child's whole life: save best.pt, last.pt and summary.json as generation first, first+1, ... until
+    killed (through the real atomic writers), counting finished generations in `done`."""
+    model = create_model(ARCH)
+    generation = first
+    while True:
+        model.load_state_dict(weights_of(generation))
+        save_checkpoint(directory / "best.pt", model, **META, generation=generation)
+        optimizer = {"state": {0: {"momentum_buffer": torch.full((64,), float(generation))}}, "param_groups": []}
+        save_checkpoint(directory / "last.pt", model, **META, generation=generation, optimizer=optimizer,
+                        progress={"epoch": generation})
+        atomic.write_json(directory / "summary.json", {"generation": generation, "padding": "x" * 200_000})
+        done.value = generation
+        generation += 1
+
+
+def assert_consistent(path: Path, generations: set[int]) -> int:
+    """`path` loads, and every tensor in it equals the state of the generation it claims."""
+    payload = load_checkpoint(path)  # a truncated or torn file raises here
     generation = payload["generation"]
-    assert all(torch.all(v == generation) for k, v in payload["state_dict"].items() if k == "0.weight")
-    assert runs.read_json(tmp_path / "summary.json")["generation"] >= 1
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("best.pt", "summary.json")]
-    assert all(name.endswith(".tmp") for name in leftovers)  # only unreferenced temporaries can remain
+    assert generation in generations, (path.name, generation)
+    expected = weights_of(generation)
+    assert payload["state_dict"].keys() == expected.keys()
+    for key, value in payload["state_dict"].items():
+        assert torch.equal(value, expected[key]), (path.name, generation, key)
+    if path.name == "last.pt":
+        assert torch.equal(payload["optimizer"]["state"][0]["momentum_buffer"], torch.full((64,), float(generation)))
+        assert payload["progress"]["epoch"] == generation
+    return generation
+
+
+TEMPORARY = re.compile(r"^\.(best\.pt|last\.pt|summary\.json)\..+\.tmp$")
+
+
+def test_many_kills_at_random_moments_never_leave_a_torn_checkpoint(tmp_path):
+    """SIGKILL writer processes again and again at random moments, until at least one kill provably landed
+    inside a write (its temporary file is left behind); after every kill, best.pt and last.pt load and every
+    tensor equals one whole generation, and summary.json is whole."""
+    context = multiprocessing.get_context("fork")  # torch is imported once; each writer starts at once
+    rng = random.Random(15)
+    done = context.Value("q", -1)
+    kills, started = 0, set()
+    while kills < 12 or not [p for p in tmp_path.iterdir() if TEMPORARY.match(p.name)]:
+        assert kills < 80, "no kill landed inside a write"
+        first = kills * 1000
+        started |= set(range(first, first + 1000))
+        proc = context.Process(target=write_forever, args=(tmp_path, first, done), daemon=True)
+        proc.start()
+        if kills == 0:
+            wait_for("a first whole generation", lambda: done.value >= 0, 60, poll=0.01)
+        time.sleep(rng.uniform(0.0, 0.4))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(timeout=10)
+        assert proc.exitcode == -signal.SIGKILL
+        kills += 1
+        best = assert_consistent(tmp_path / "best.pt", started)
+        last = assert_consistent(tmp_path / "last.pt", started)
+        assert runs.read_json(tmp_path / "summary.json")["generation"] <= last <= best  # the order of the writes
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("best.pt", "last.pt", "summary.json")]
+    assert leftovers and all(TEMPORARY.match(name) for name in leftovers), leftovers

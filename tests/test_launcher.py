@@ -131,3 +131,24 @@ def test_resume_of_a_run_that_never_trained_starts_it_from_the_beginning(store):
     wait_for("the run to complete", lambda: state(path) == "completed")
     assert runs.read_run(path).summary["epochs"] == 1
     assert "core.train --start " in (path / launcher.LOG_NAME).read_text()
+
+
+def test_a_slot_held_by_a_sigkilled_run_is_freed_and_waiting_runs_start_first_come_first_served(store, monkeypatch):
+    monkeypatch.setenv("MNIST_STUDIO_MAX_CONCURRENT", "1")
+    holder = launcher.start_run(endless(), name="m-holder")
+    wait_for("the holder to train", lambda: state(holder) == "running")
+    second = launcher.start_run(endless(), name="z-second")  # queued first, though last by name
+    third = launcher.start_run(endless(), name="a-third")
+    wait_for("both others to report their queue place", lambda: (
+        runs.read_run(second).status.get("queue_position") == 0
+        and runs.read_run(third).status.get("queue_position") == 1))
+
+    os.kill(runs.read_run(holder).status["pid"], signal.SIGKILL)  # no stop request, no clean-up: the OS frees it
+    wait_for("the second-queued run to take the freed slot", lambda: state(second) == "running")
+    assert state(holder) == "failed" and "interrupted" in runs.read_run(holder).status["error"]
+    assert state(third) == "queued"
+    wait_for("the third run to move up", lambda: runs.read_run(third).status.get("queue_position") == 0)
+
+    os.kill(runs.read_run(second).status["pid"], signal.SIGKILL)
+    wait_for("the last-queued run to start", lambda: state(third) == "running")
+    assert state(second) == "failed"

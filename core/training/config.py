@@ -161,10 +161,18 @@ def _range_problem(name: str, value, meta: dict) -> list[str]:
         return [f"{name} must be a finite number, got {value}"]
     low, high = meta["low"], meta["high"]
     if value < low or (meta.get("low_open") and value == low):
-        return [f"{name} must be {'>' if meta.get('low_open') else '>='} {low:g}, got {value:g}"]
+        return [f"{name} must be {'>' if meta.get('low_open') else '>='} {_shown(low)}, got {_shown(value)}"]
     if value > high:
-        return [f"{name} must be <= {high:g}, got {value:g}"]
+        return [f"{name} must be <= {_shown(high)}, got {_shown(value)}"]
     return []
+
+
+def _shown(value: float) -> str:
+    """`value` short (1e-05, 100) unless that would round it (100.00000000000001 and 2147483647 stay exact)."""
+    if isinstance(value, int):
+        return str(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def _coerce(f, value):
