@@ -11,8 +11,8 @@ from core.inference.engine import uses_bf16
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
 from core.training import loop
-from core.training.loop import run
 from core.training.presets import get_preset
+from core.training.session import run
 
 TIMING_KEYS = {"train_seconds", "elapsed", "epoch_seconds", "images_per_sec", "eta", "time", "test_seconds"}
 

@@ -3,7 +3,7 @@
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
 from core.training import loop
-from core.training.loop import run
+from core.training.session import run
 from tests.conftest import tiny_config
 from tests.test_resume import assert_same, logged
 
