@@ -114,3 +114,8 @@ def test_two_workers_on_a_real_postgresql_server_finish_the_trials_together(expe
     import optuna
 
     assert [s.study_name for s in optuna.get_all_study_summaries(postgres_url)] == ["pgpair"]
+    # a worker on another machine joins from the database alone: its own (empty) experiment store
+    monkeypatch.setenv("MNIST_STUDIO_EXPERIMENTS", str(experiments.parent / "elsewhere"))
+    assert sweep.main(["--name", "pgpair", "--join", "--storage", postgres_url]) == 0
+    assert experiment_store.load_spec("pgpair").storage == postgres_url
+    assert report.report("pgpair")["counts"]["complete"] == 6
