@@ -9,7 +9,9 @@ import sys
 from core import sweep
 from core.experiments import report
 from core.experiments import store as experiment_store
+from core.experiments import worker as worker_module
 from core.experiments.spec import ExperimentSpec
+from core.experiments.store import experiments_root
 from core.store import runs
 from tests.conftest import REPO, tiny_config, wait_for
 
@@ -34,10 +36,11 @@ def starts(run_dir):
 
 
 def two_workers_finish_together(name, runs_root, storage=None):
+    """Start two `--join` workers as the page does (start_workers) and check the six trials ran once each."""
     create(name, {"lr": ["0.003", "0.002", "0.001"]}, repeats=2, storage=storage, epochs=2, limit_batches=4)
-    procs = [worker(name), worker(name)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    pids = worker_module.start_workers(name, 2)
+    wait_for("both workers to finish", lambda: not any(runs.pid_alive(p) for p in pids), timeout=300)
+    outputs = (experiments_root() / name / "workers.log").read_text()
     result = report.report(name)
     assert result["counts"]["complete"] == 6 and len(result["trials"]) == 6, outputs  # no trial beyond the six
     assert run_names(runs_root) == [f"{name}-t00{i}" for i in range(6)]
@@ -45,9 +48,7 @@ def two_workers_finish_together(name, runs_root, storage=None):
     assert sorted((t["params"]["lr"], t["params"]["seed"]) for t in result["trials"]) == \
         sorted((lr, s) for lr in (0.003, 0.002, 0.001) for s in (0, 1))
     _, study = report.open_study(name)
-    pids = {t.user_attrs["worker_pid"] for t in study.get_trials()}
-    assert pids <= {p.pid for p in procs}
-    return pids
+    assert {t.user_attrs["worker_pid"] for t in study.get_trials()} <= set(pids)
 
 
 def test_two_workers_on_the_journal_file_finish_the_trials_together(experiments, store, monkeypatch):

@@ -61,6 +61,8 @@ def test_bad_space_text_is_refused_naming_the_field(text, field):
     ({"sampler": "random", "trials": 5, "space": {"epochs": (1.5, 3.0, False)}}, "epochs"),
     ({"sampler": "tpe", "trials": 500, "space": {"lr": (0.01, 0.1, True)}}, "trials"),
     ({"grid": {"lr": ["0.1"]}, "storage": "mysql://x"}, "storage"),
+    ({"grid": {"lr": ["0.1"]}, "trials": 3}, "trials"),
+    ({"sampler": "random", "trials": 3, "space": {"lr": (0.01, 0.1, True)}, "repeats": 2}, "repeats"),
     ({"name": "../up", "grid": {"lr": ["0.1"]}}, "name"),
     ({"base": {**BASE, "val_fraction": 0.0}, "grid": {"lr": ["0.1"]}}, "val_fraction"),
 ])
