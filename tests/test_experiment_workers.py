@@ -12,7 +12,7 @@ from core.experiments import store as experiment_store
 from core.experiments import worker as worker_module
 from core.experiments.spec import ExperimentSpec
 from core.experiments.store import experiments_root
-from core.store import runs
+from core.store import launcher, runs
 from tests.conftest import REPO, tiny_config, wait_for
 
 
@@ -63,7 +63,7 @@ def first_epoch_of(run_dir):
 
 
 def test_a_killed_worker_loses_nothing_and_join_finishes_the_study(experiments, store, capsys):
-    create("crash", {"epochs": ["30", "1"]}, limit_batches=2)
+    create("crash", {"epochs": ["15", "1"]}, limit_batches=1)
     proc = worker("crash")
     first_epoch_of(store / "crash-t000")
     os.kill(proc.pid, signal.SIGKILL)
@@ -72,15 +72,15 @@ def test_a_killed_worker_loses_nothing_and_join_finishes_the_study(experiments, 
     assert sweep.main(["--name", "crash", "--join"]) == 0
     result = report.report("crash")
     assert {t["number"]: t["state"] for t in result["trials"]} == {0: "failed", 1: "complete", 2: "complete"}
-    assert result["trials"][2]["params"] == result["trials"][0]["params"] == {"epochs": 30}  # queued again
+    assert result["trials"][2]["params"] == result["trials"][0]["params"] == {"epochs": 15}  # queued again
     killed = runs.read_run(store / "crash-t000")
     assert killed.state == "failed" and killed.status.get("interrupted")
-    assert runs.read_run(store / "crash-t002").summary["epochs"] == 30
+    assert runs.read_run(store / "crash-t002").summary["epochs"] == 15
     assert "marked interrupted and queued again" in capsys.readouterr().err
 
 
 def test_stop_ends_the_running_trial_as_stopped_and_join_resumes(experiments, store):
-    create("halt", {"epochs": ["30", "1"]}, limit_batches=2)
+    create("halt", {"epochs": ["15", "1"]}, limit_batches=1)
     proc = worker("halt")
     first_epoch_of(store / "halt-t000")
     experiment_store.request_stop("halt")
@@ -104,6 +104,8 @@ def test_the_median_pruner_ends_a_weak_trial_as_pruned(experiments, store):
     pruned = runs.read_run(store / "prune-t002")
     epochs = [e for e in runs.read_metrics(pruned.path)[0] if e["type"] == "epoch"]
     assert pruned.state == "pruned" and 1 <= len(epochs) < 20 and pruned.has_weights
+    assert [e["state"] for e in runs.read_metrics(pruned.path)[0] if e["type"] == "end"][-1] == "pruned"
+    assert "pruned" in launcher.can_resume(pruned)
     assert result["counts"]["pruned"] == 1 and result["best"]["number"] in (0, 1)
 
 

@@ -29,7 +29,7 @@ from core.store.slots import max_concurrent
 from core.training.loop import run
 
 MONITOR_SECONDS = 0.2
-UNCLAIMED_STALE_SECONDS = 120.0  # a RUNNING trial with no worker recorded after this long was orphaned
+ORPHAN_GRACE_SECONDS = 120.0  # a RUNNING trial without a live run this long after it started was orphaned
 WORKER_LOG = "workers.log"
 
 
@@ -86,16 +86,21 @@ def claim_trial(study: optuna.Study) -> optuna.Trial | None:
 
 
 def _orphaned(frozen: optuna.trial.FrozenTrial, now: float) -> bool:
-    """True when a RUNNING trial's worker is gone: its process (this host) or its run's heartbeat."""
+    """True when a RUNNING trial's worker is gone: its process (this host), else its run's heartbeat; a trial
+    whose run never appeared, or ended without the study being told, is orphaned after a grace period."""
     host, pid = frozen.user_attrs.get("worker_host"), frozen.user_attrs.get("worker_pid")
     if host == socket.gethostname() and pid:
         return not runs.pid_alive(int(pid))
-    name = frozen.user_attrs.get("run")
-    if name:
-        status = runs.read_json(runs.run_dir_for(name) / "status.json")
-        return status is not None and bool(runs.effective_status(status, now).get("interrupted"))
     started = frozen.datetime_start.timestamp() if frozen.datetime_start else now
-    return pid is None and now - started > UNCLAIMED_STALE_SECONDS
+    name = frozen.user_attrs.get("run")
+    status = runs.read_json(runs.run_dir_for(name) / "status.json") if name else None
+    if status is None:
+        return now - started > ORPHAN_GRACE_SECONDS
+    effective = runs.effective_status(status, now)
+    if effective.get("interrupted"):
+        return True
+    finished = status.get("finished")
+    return effective["state"] not in runs.ACTIVE_STATES and bool(finished) and now - finished > ORPHAN_GRACE_SECONDS
 
 
 def recover_interrupted(study: optuna.Study) -> list[int]:
@@ -220,8 +225,10 @@ def run_trial(spec: ExperimentSpec, study: optuna.Study, trial: optuna.Trial) ->
         study.tell(trial, float(summary["best_val_acc"]))
         return state
     if state == "stopped" and monitor.pruned:
-        runs.RunWriter(run_dir).set_status("pruned", hint="The experiment's median pruner stopped this trial: its "
-                                                          "validation accuracy trailed the median of earlier trials.")
+        writer = runs.RunWriter(run_dir)
+        writer.log({"type": "end", "state": "pruned", "epoch": summary.get("epochs") if summary else None})
+        writer.set_status("pruned", hint="The experiment's median pruner stopped this trial: its validation "
+                                         "accuracy trailed the median of earlier trials at the same epoch.")
         trial.set_user_attr("state", "pruned")
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned"
