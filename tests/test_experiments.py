@@ -3,6 +3,7 @@
 import json
 import math
 import statistics
+import time
 
 import pytest
 from scipy import stats
@@ -175,3 +176,30 @@ def test_a_tpe_search_reports_importances_and_confirm_top_queues_its_best_with_s
     assert report.report(follow)["counts"]["queued"] == 4
     estimate = report.estimate(spec)
     assert estimate["runs"] == 4 and estimate["seconds"] > 0
+
+
+def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queued_again(experiments, store):
+    from core.experiments import worker
+    from core.store import atomic
+
+    experiment_store.create_experiment(spec(name="far", grid={"lr": ["0.1", "0.01"]}))
+    checked, study = worker.open_study("far")
+    trial = worker.claim_trial(study)
+    trial.set_user_attr("worker_host", "another-machine")
+    trial.set_user_attr("run", "far-t000")
+    params = worker.suggest_params(checked, trial)
+    runs.RunWriter.create(store / "far-t000", checked.trial_config(params).to_dict(), state="running")
+
+    def beat(age):
+        status = runs.read_json(store / "far-t000" / "status.json")
+        atomic.write_json(store / "far-t000" / "status.json", {**status, "host": "another-machine",
+                                                                 "pid": 1, "heartbeat": time.time() - age})
+    beat(5)
+    assert worker.recover_interrupted(study) == [] and worker.claim_trial(study).number == 1  # alive: left alone
+    beat(runs.STALE_AFTER_SECONDS + 5)
+    assert worker.recover_interrupted(study) == [0]
+    assert worker.recover_interrupted(study) == []  # recovered once
+    rows = report.trial_rows(study)
+    assert [(r["number"], r["state"]) for r in rows] == [(0, "failed"), (1, "running"), (2, "queued")]
+    assert rows[2]["params"] == rows[0]["params"] == {"lr": 0.1}
+    assert runs.read_run(store / "far-t000").status.get("interrupted")
