@@ -90,9 +90,11 @@ def test_stop_ends_the_running_trial_as_stopped_and_join_resumes(experiments, st
     assert runs.read_run(store / "halt-t000").state == "stopped"
     counts = report.report("halt")["counts"]
     assert (counts["stopped"], counts["queued"], counts["complete"]) == (1, 2, 0)
+    assert report.report("halt")["state"] == "stopped"
     assert sweep.main(["--name", "halt", "--join"]) == 0  # resumes: the stop is cleared
     result = report.report("halt")
     assert [t["state"] for t in result["trials"]] == ["stopped", "complete", "complete"]
+    assert result["state"] == "finished" and not result["stop_requested"]
     assert result["trials"][2]["params"] == result["trials"][0]["params"]  # the stopped trial, queued again
 
 

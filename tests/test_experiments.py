@@ -173,7 +173,7 @@ def test_a_tpe_search_reports_importances_and_confirm_top_queues_its_best_with_s
     spec = experiment_store.load_spec(follow)
     assert spec.n_trials() == 4 and spec.points == [t["params"] for t in top]
     assert {(p["lr"], p["seed"]) for p in spec.grid_points()} == {(t["params"]["lr"], s) for t in top for s in (0, 1)}
-    assert report.report(follow)["counts"]["queued"] == 4
+    assert report.report(follow)["counts"]["queued"] == 4 and report.report(follow)["state"] == "queued"
     estimate = report.estimate(spec)
     assert estimate["runs"] == 4 and estimate["seconds"] > 0
 
