@@ -180,7 +180,6 @@ def test_a_tpe_search_reports_importances_and_confirm_top_queues_its_best_with_s
 
 def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queued_again(experiments, store):
     from core.experiments import worker
-    from core.store import atomic
 
     experiment_store.create_experiment(spec(name="far", grid={"lr": ["0.1", "0.01"]}))
     checked, study = worker.open_study("far")
@@ -189,14 +188,9 @@ def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queue
     trial.set_user_attr("run", "far-t000")
     params = worker.suggest_params(checked, trial)
     runs.RunWriter.create(store / "far-t000", checked.trial_config(params).to_dict(), state="running")
-
-    def beat(age):
-        status = runs.read_json(store / "far-t000" / "status.json")
-        atomic.write_json(store / "far-t000" / "status.json", {**status, "host": "another-machine",
-                                                                 "pid": 1, "heartbeat": time.time() - age})
-    beat(5)
+    trial.set_user_attr("heartbeat", time.time() - 5)
     assert worker.recover_interrupted(study) == [] and worker.claim_trial(study).number == 1  # alive: left alone
-    beat(runs.STALE_AFTER_SECONDS + 5)
+    trial.set_user_attr("heartbeat", time.time() - worker.ORPHAN_AFTER_SECONDS - 5)
     assert worker.recover_interrupted(study) == [0]
     assert worker.recover_interrupted(study) == []  # recovered once
     rows = report.trial_rows(study)
