@@ -197,3 +197,14 @@ def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queue
     assert [(r["number"], r["state"]) for r in rows] == [(0, "failed"), (1, "running"), (2, "queued")]
     assert rows[2]["params"] == rows[0]["params"] == {"lr": 0.1}
     assert runs.read_run(store / "far-t000").status.get("interrupted")
+
+
+def test_start_workers_is_bounded_by_the_training_slots_and_refuses_unknown_experiments(experiments, monkeypatch):
+    from core.experiments.worker import start_workers
+
+    monkeypatch.setenv("MNIST_STUDIO_MAX_CONCURRENT", "2")
+    with pytest.raises(ValueError, match="workers: a whole number from 1 to 2"):
+        start_workers("any", 3)
+    with pytest.raises(FileNotFoundError):
+        start_workers("nosuch", 1)
+    assert not experiments.exists() or not any(experiments.iterdir())
