@@ -95,6 +95,8 @@ def can_resume(info: runs.RunInfo) -> str | None:
         return f"it is still {info.state}"
     if info.state == "completed":
         return "it has completed"
+    if info.state == "pruned":
+        return "its experiment pruned it (a weak trial; the experiment's other trials carry on)"
     return None
 
 

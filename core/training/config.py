@@ -25,6 +25,8 @@ VALIDATION = "Validation and data"
 HARDWARE = "Hardware"
 GROUPS = (OPTIMISER, SCHEDULE, REGULARISATION, VALIDATION, HARDWARE)
 
+RUN_METADATA = ("experiment",)  # keys a run's config.json may hold beside the settings (not settings themselves)
+
 
 class ConfigError(ValueError):
     """One or more settings are invalid; `messages` has one line per bad field."""
@@ -111,8 +113,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """Build and validate a config from a plain dict; unknown keys and wrong types are errors."""
+        """Build and validate a config from a plain dict; unknown keys and wrong types are errors.
+
+        Run metadata in a config.json (RUN_METADATA, e.g. the experiment a trial belongs to) is skipped."""
         known = {f.name: f for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RUN_METADATA}
         errors = [f"unknown setting {k!r}" for k in data if k not in known]
         values = {}
         for key, value in data.items():
