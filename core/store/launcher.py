@@ -114,6 +114,8 @@ def can_resume(info: runs.RunInfo) -> str | None:
         return f"it is still {info.state}"
     if info.state == "completed":
         return "it has completed"
+    if info.state == "pruned":
+        return "its experiment pruned it (start a new run to train these settings longer)"
     return None
 
 
