@@ -115,3 +115,16 @@ def open_page(page: str, timeout: float = 60):
         at.switch_page(page)
         at.run()
     return at
+
+
+@pytest.fixture
+def experiments(store, tmp_path, monkeypatch) -> Path:
+    """An empty experiment store beside the `store` fixture's run store ($MNIST_STUDIO_EXPERIMENTS)."""
+    root = tmp_path / "experiments"
+    monkeypatch.setenv("MNIST_STUDIO_EXPERIMENTS", str(root))
+    return root
+
+
+TINY_SWEEP_BASE = ["--dataset", "mnist", "--model", "cnn2", "--epochs", "1", "--batch-size", "64", "--optimizer",
+                   "adam", "--lr", "0.003", "--schedule", "constant", "--val-fraction", "0.2", "--threads", "1",
+                   "--precision", "fp32", "--limit-batches", "3"]

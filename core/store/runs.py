@@ -3,7 +3,8 @@
 Layout of a run directory:
   config.json        the TrainConfig
   metrics.jsonl      one JSON event per line (start, step, epoch, test, end), flushed as written
-  status.json        state (queued|running|completed|stopped|failed|diverged), pid, heartbeat, error, hint
+  status.json        state (queued|running|completed|stopped|pruned|failed|diverged), pid, heartbeat, error, hint
+                     (pruned: an experiment's pruner stopped it early; finished, its history kept)
   last.pt, best.pt   checkpoints (see core.checkpoint)
   test_outputs.npz   float16 probabilities for every official test image, and the labels
   summary.json       test accuracy, macro F1, parameters, training seconds, epochs
@@ -26,7 +27,7 @@ from pathlib import Path
 from core.store import atomic
 from core.store.paths import pretrained_root, runs_root
 
-STATES = ("queued", "running", "completed", "stopped", "failed", "diverged")
+STATES = ("queued", "running", "completed", "stopped", "pruned", "failed", "diverged")
 ACTIVE_STATES = ("queued", "running")
 HEARTBEAT_SECONDS = 2.0
 STALE_AFTER_SECONDS = 30.0

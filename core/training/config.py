@@ -17,6 +17,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+RUN_METADATA = ("experiment",)  # keys a run's config.json may hold beside the settings (not settings themselves)
+
+
 class ConfigError(ValueError):
     """One or more settings are invalid; `messages` has one line per bad field."""
 
@@ -85,8 +88,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """Build and validate a config from a plain dict; unknown keys and wrong types are errors."""
+        """Build and validate a config from a plain dict; unknown keys and wrong types are errors.
+
+        Run metadata in a config.json (RUN_METADATA, e.g. the experiment a trial belongs to) is skipped."""
         known = {f.name: f for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RUN_METADATA}
         errors = [f"unknown setting {k!r}" for k in data if k not in known]
         values = {}
         for key, value in data.items():

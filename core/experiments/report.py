@@ -1,0 +1,198 @@
+"""What an experiment found: trials, counts, effects with 95% intervals, importances, the best trial.
+
+Effects compare, for each varied field, the validation accuracy of its values with the base value's
+(mean +- standard deviation over the trials with that value, difference with a Welch t interval).
+Selection uses validation accuracy only; test accuracy is reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import optuna
+from optuna.trial import TrialState
+from scipy import stats
+
+from core.experiments import store
+from core.experiments.spec import MODEL_PREFIX, ExperimentSpec
+from core.experiments.worker import open_study, trial_params
+from core.store import runs
+
+COUNT_KEYS = ("complete", "running", "queued", "pruned", "failed", "stopped")
+DEFAULT_IMAGES_PER_SECOND = 2000.0  # a small CNN on 2 CPU cores, when no run of the model was measured
+TRIAL_OVERHEAD_SECONDS = 1.0
+TRAIN_IMAGES = 60000
+
+
+def trial_state(frozen: optuna.trial.FrozenTrial) -> str:
+    """complete | running | queued | pruned | failed | stopped (failed covers interrupted and diverged)."""
+    if frozen.state == TrialState.COMPLETE:
+        return "complete"
+    if frozen.state == TrialState.PRUNED:
+        return "pruned"
+    if frozen.state == TrialState.RUNNING:
+        return "running"
+    if frozen.state == TrialState.WAITING:
+        return "queued"
+    return "stopped" if frozen.user_attrs.get("state") == "stopped" else "failed"
+
+
+def trial_rows(study: optuna.Study) -> list[dict]:
+    """One row per trial, in trial order."""
+    rows = []
+    for frozen in study.get_trials(deepcopy=False):
+        val = frozen.value if frozen.state == TrialState.COMPLETE else frozen.user_attrs.get("val_acc")
+        rows.append({"number": frozen.number, "run": frozen.user_attrs.get("run"), "params": trial_params(frozen),
+                     "state": trial_state(frozen), "val_acc": val, "test_acc": frozen.user_attrs.get("test_acc"),
+                     "error": frozen.user_attrs.get("error")})
+    return rows
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """(mean(a) - mean(b), low, high): Welch's t interval for the difference; None bounds when a group has < 2
+    values or both have no spread."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return diff, None, None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return diff, diff - half, diff + half
+
+
+def _key(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def effects(spec: ExperimentSpec, rows: list[dict]) -> dict[str, list[dict]]:
+    """For each varied grid field: per value, mean/std/n of validation accuracy over complete trials and the
+    difference to the base value (the base config's value, else the field's first value) with a 95% interval."""
+    if spec.sampler != "grid":
+        return {}
+    done = [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None]
+    result = {}
+    for name, values in spec.varied().items():
+        if len(values) < 2 or name == spec.repeat_field() and spec.repeats > 1:
+            continue
+        groups = {_key(v): [r["val_acc"] for r in done if _key(r["params"].get(name)) == _key(v)] for v in values}
+        base = spec.base_value(name)
+        reference = _key(base) if _key(base) in groups else _key(values[0])
+        ref_accs = groups[reference]
+        entries = []
+        for value in values:
+            accs = groups[_key(value)]
+            entry = {"value": value, "mean": None, "std": None, "n": len(accs), "diff": None, "ci_low": None,
+                     "ci_high": None, "reference": _key(value) == reference}
+            if accs:
+                entry["mean"] = statistics.fmean(accs)
+                entry["std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
+                if ref_accs:
+                    entry["diff"], entry["ci_low"], entry["ci_high"] = welch_interval(accs, ref_accs)
+            entries.append(entry)
+        result[name] = entries
+    return result
+
+
+def _label(name: str) -> str:
+    return name[len(MODEL_PREFIX):] + " (model)" if name.startswith(MODEL_PREFIX) else name.replace("_", " ")
+
+
+def sentences(spec: ExperimentSpec, found: dict[str, list[dict]]) -> list[str]:
+    """The effects in words, in accuracy points (percentage points of validation accuracy)."""
+    lines = []
+    unit = "folds" if spec.repeat_field() == "fold" else "seeds"
+    for name, entries in found.items():
+        reference = next(e for e in entries if e["reference"])
+        for e in entries:
+            if e["reference"] or e["diff"] is None:
+                continue
+            text = f"{_label(name)} {e['value']} instead of {reference['value']}: {100 * e['diff']:+.2f} points"
+            if e["ci_low"] is not None:
+                half = 100 * (e["ci_high"] - e["ci_low"]) / 2
+                verdict = "beyond" if e["ci_low"] > 0 or e["ci_high"] < 0 else "within"
+                text += (f" +- {half:.2f} (95% interval {100 * e['ci_low']:+.2f} to {100 * e['ci_high']:+.2f}, "
+                         f"{verdict} seed-to-seed noise)")
+            else:
+                text += " (one trial per value: no interval; add --repeats)"
+            lines.append(f"{text} over {e['n']} and {reference['n']} {unit if spec.repeats > 1 else 'trials'}")
+    return lines
+
+
+def importances(spec: ExperimentSpec, study: optuna.Study) -> dict[str, float]:
+    """Optuna's parameter importances for a search (empty for grids or with fewer than two complete trials)."""
+    if spec.sampler == "grid" or len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (ValueError, RuntimeError):
+        return {}
+
+
+def best_trial(rows: list[dict]) -> dict:
+    """The complete trial with the highest validation accuracy ({} when none finished)."""
+    done = [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None]
+    return dict(max(done, key=lambda r: (r["val_acc"], -r["number"]))) if done else {}
+
+
+def report(name: str) -> dict:
+    """The whole report of experiment `name` (the `--report --json` object)."""
+    spec, study = open_study(name)
+    rows = trial_rows(study)
+    counts = {key: sum(r["state"] == key for r in rows) for key in COUNT_KEYS}
+    found = effects(spec, rows)
+    varied = [k for k in spec.varied() if k in found] if spec.sampler == "grid" else list(spec.space)
+    return {"name": spec.name, "sampler": spec.sampler, "n_trials": spec.n_trials(), "trials": rows,
+            "counts": counts, "effects": found, "sentences": sentences(spec, found),
+            "importances": importances(spec, study), "best": best_trial(rows),
+            "base": {k: spec.base_value(k) for k in varied}, "stop_requested": store.stop_requested(name)}
+
+
+# ---- before starting, and after ------------------------------------------------------------------
+def measured_images_per_second(model: str, dataset: str) -> float | None:
+    """Median training speed of finished runs of `model` on `dataset` in the run store, or None."""
+    speeds = []
+    for info in runs.list_runs(include_pretrained=False):
+        if info.model == model and info.dataset == dataset and info.state == "completed":
+            events, _ = runs.read_metrics(info.path)
+            speeds += [e["images_per_sec"] for e in events if e["type"] == "epoch" and e.get("images_per_sec")]
+    return statistics.median(speeds) if speeds else None
+
+
+def estimate(spec: ExperimentSpec) -> dict:
+    """{runs, seconds}: the number of trials and a duration from measured images/second (one worker)."""
+    seconds = 0.0
+    points = spec.grid_points() if spec.sampler == "grid" else [{}] * spec.n_trials()
+    speeds: dict[tuple, float] = {}
+    for point in points:
+        config = spec.trial_config(point)
+        key = (config.model, config.dataset)
+        if key not in speeds:
+            speeds[key] = measured_images_per_second(*key) or DEFAULT_IMAGES_PER_SECOND
+        train = config.subset or TRAIN_IMAGES * (1 - config.val_fraction)
+        per_epoch = min(train, config.limit_batches * config.batch_size) if config.limit_batches else train
+        seconds += config.epochs * per_epoch / speeds[key] + TRIAL_OVERHEAD_SECONDS
+    return {"runs": len(points), "seconds": seconds}
+
+
+def confirm_top(name: str, k: int = 3, seeds: int = 3) -> str:
+    """Queue a follow-up experiment: the top `k` trials of a search by validation accuracy, each with `seeds`
+    seeds, as a grid over their parameter sets (explicit points); returns its name."""
+    spec, study = open_study(name)
+    done = sorted((r for r in trial_rows(study) if r["state"] == "complete"), key=lambda r: -r["val_acc"])[:k]
+    if not done:
+        raise ValueError(f"{name}: no complete trial to confirm yet")
+    points = [{k: v for k, v in row["params"].items() if k not in ("seed", "fold")} for row in done]
+    new_name = f"{spec.name}-confirm"
+    n = 1
+    while (store.experiments_root() / new_name).exists():
+        n += 1
+        new_name = f"{spec.name}-confirm{n}"
+    follow = ExperimentSpec(name=new_name, dataset=spec.dataset, base=spec.base, points=points, repeats=seeds,
+                            storage=spec.storage, title=f"confirm the top {len(done)} of {spec.name}")
+    store.create_experiment(follow)
+    return new_name

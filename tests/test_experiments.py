@@ -1,0 +1,152 @@
+"""Experiments: parsing and validation of grids and spaces, effect statistics, the pruned state, a grid via the CLI."""
+
+import json
+import math
+import statistics
+
+import pytest
+from scipy import stats
+
+from core import sweep
+from core.experiments import report
+from core.experiments import store as experiment_store
+from core.experiments.spec import ExperimentError, ExperimentSpec, parse_grid, parse_space
+from core.store import runs
+from tests.conftest import TINY_SWEEP_BASE, tiny_config
+
+BASE = tiny_config().to_dict()
+
+
+def spec(**kw):
+    return ExperimentSpec(**{"name": "e", "dataset": "mnist", "base": dict(BASE), **kw})
+
+
+# ---- parsing ---------------------------------------------------------------------------------------
+def test_grids_and_spaces_parse():
+    assert parse_grid("lr=0.1, 0.01") == ("lr", ["0.1", "0.01"])
+    assert parse_grid("model.dropout=0.1,0.5") == ("model.dropout", [0.1, 0.5])
+    assert parse_space("lr=1e-4:1e-1:log") == ("lr", (1e-4, 1e-1, True))
+    assert parse_space("weight_decay=0:0.01") == ("weight_decay", (0.0, 0.01, False))
+    checked = spec(grid=dict([parse_grid("lr=0.1,0.01"), parse_grid("hflip=true,false")]), repeats=3).validate()
+    assert checked.grid == {"lr": [0.1, 0.01], "hflip": [True, False]} and checked.n_trials() == 12
+    assert {"lr": 0.01, "hflip": False, "seed": 2} in checked.grid_points()
+
+
+@pytest.mark.parametrize("text, field", [
+    ("lr", "lr"), ("lr=", "lr"), ("nosuch=1,2", "nosuch"), ("dataset=mnist", "dataset"), ("model.=1", "model."),
+    ("lr=0.1,,0.2", "lr")])
+def test_bad_grid_text_is_refused_naming_the_field(text, field):
+    with pytest.raises(ExperimentError, match=f"^'?{field}"):
+        parse_grid(text)
+
+
+@pytest.mark.parametrize("text, field", [("lr=1:2:ln", "lr"), ("lr=a:b", "lr"), ("epochs", "epochs"),
+                                         ("colour=1:2", "colour")])
+def test_bad_space_text_is_refused_naming_the_field(text, field):
+    with pytest.raises(ExperimentError, match=f"^'?{field}"):
+        parse_space(text)
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"grid": {"lr": ["0", "0.1"]}}, "lr=0"),  # TrainConfig's own bound: lr > 0
+    ({"grid": {"epochs": ["1.5"]}}, "epochs=1.5"),
+    ({"grid": {"optimizer": ["adam", "rmsprop"]}}, "optimizer=rmsprop"),
+    ({"grid": {"model.dropout": [0.1]}}, "model.dropout=0.1"),  # cnn2 takes no dropout
+    ({"grid": {"lr": ["0.1", "0.1"]}}, "lr"),
+    ({"grid": {"seed": [0, 1]}, "repeats": 2}, "seed"),
+    ({"grid": {"batch_size": [str(b) for b in range(1, 21)], "lr": [str(i / 10) for i in range(1, 12)]}}, "grid"),
+    ({"sampler": "random", "trials": 5, "space": {"lr": (0.1, 0.01, False)}}, "lr"),
+    ({"sampler": "random", "trials": 5, "space": {"lr": (0.0, 0.1, True)}}, "lr"),
+    ({"sampler": "random", "trials": 5, "space": {"optimizer": (0.0, 1.0, False)}}, "optimizer"),
+    ({"sampler": "random", "trials": 5, "space": {"epochs": (1.5, 3.0, False)}}, "epochs"),
+    ({"sampler": "tpe", "trials": 500, "space": {"lr": (0.01, 0.1, True)}}, "trials"),
+    ({"grid": {"lr": ["0.1"]}, "storage": "mysql://x"}, "storage"),
+    ({"name": "../up", "grid": {"lr": ["0.1"]}}, "name"),
+    ({"base": {**BASE, "val_fraction": 0.0}, "grid": {"lr": ["0.1"]}}, "val_fraction"),
+])
+def test_bad_experiments_are_refused_naming_the_field(kw, field):
+    with pytest.raises(ExperimentError) as err:
+        spec(**kw).validate()
+    assert str(err.value).startswith(field) and "\n" not in str(err.value)
+
+
+def test_repeats_become_folds_when_the_base_cross_validates():
+    checked = spec(base={**BASE, "folds": 3}, grid={"lr": ["0.1", "0.01"]}, repeats=3).validate()
+    assert checked.repeat_field() == "fold" and {p["fold"] for p in checked.grid_points()} == {0, 1, 2}
+    assert checked.trial_config(checked.grid_points()[-1]).fold == 2
+
+
+def test_spec_round_trips_through_a_dict():
+    checked = spec(sampler="tpe", trials=4, space={"lr": (1e-3, 1e-1, True)}).validate()
+    assert ExperimentSpec.from_dict(json.loads(json.dumps(checked.to_dict()))) == checked
+
+
+def test_a_bad_command_line_creates_nothing(experiments, capsys):
+    code = sweep.main(["--name", "bad", *TINY_SWEEP_BASE, "--grid", "lr=0.1,-1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "lr=-1" in err
+    assert not experiments.exists() or not any(experiments.iterdir())
+
+
+# ---- statistics ------------------------------------------------------------------------------------
+def test_welch_interval_matches_the_hand_computation():
+    a, b = [0.92, 0.93, 0.95], [0.90, 0.91]
+    diff, low, high = report.welch_interval(a, b)
+    va, vb = statistics.variance(a) / 3, statistics.variance(b) / 2  # s^2/n
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 1)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert diff == pytest.approx(0.9333333 - 0.905, abs=1e-6)
+    assert (low, high) == pytest.approx((diff - half, diff + half))
+    assert report.welch_interval([0.9], [0.8, 0.85])[1:] == (None, None)
+
+
+def test_effects_per_value_against_the_base_value():
+    checked = spec(grid={"hflip": ["true", "false"]}, repeats=2).validate()  # the base has hflip off
+    accs = {(True, 0): 0.91, (True, 1): 0.93, (False, 0): 0.90, (False, 1): 0.90}
+    rows = [{"number": i, "params": {"hflip": h, "seed": s}, "state": "complete", "val_acc": v}
+            for i, ((h, s), v) in enumerate(accs.items())]
+    rows.append({"number": 9, "params": {"hflip": True, "seed": 0}, "state": "pruned", "val_acc": 0.1})
+    found = report.effects(checked, rows)
+    on, off = found["hflip"]
+    assert off["reference"] and off["diff"] == 0 and off["mean"] == pytest.approx(0.90) and off["std"] == 0
+    assert on["n"] == 2 and on["mean"] == pytest.approx(0.92) and on["std"] == pytest.approx(math.sqrt(2e-4))
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2e-4 / 2)  # Welch df = 1 when the reference has no spread
+    assert on["diff"] == pytest.approx(0.02) and on["ci_low"] == pytest.approx(0.02 - half)
+    assert on["ci_high"] == pytest.approx(0.02 + half)
+    [sentence] = report.sentences(checked, found)
+    assert sentence.startswith("hflip True instead of False: +2.00 points") and "within" in sentence
+
+
+# ---- the pruned state ------------------------------------------------------------------------------
+def test_pruned_is_a_finished_state_with_its_history_kept(tmp_path):
+    writer = runs.RunWriter.create(tmp_path / "p", tiny_config().to_dict(), state="running")
+    writer.log({"type": "epoch", "epoch": 1, "val_acc": 0.5})
+    writer.set_status("pruned", hint="pruned by the experiment")
+    info = runs.read_run(tmp_path / "p")
+    assert info.state == "pruned" and "pruned" not in runs.ACTIVE_STATES and info.status["finished"]
+    assert runs.read_metrics(tmp_path / "p")[0][0]["val_acc"] == 0.5
+    assert runs.effective_status(info.status)["state"] == "pruned"
+
+
+# ---- end to end --------------------------------------------------------------------------------------
+def test_a_small_grid_runs_end_to_end_through_the_cli(experiments, store, capsys):
+    code = sweep.main(["--name", "g", *TINY_SWEEP_BASE, "--grid", "optimizer=adam,sgd", "--repeats", "2"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and out[-1] == str(experiments / "g")
+    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == [f"g-t00{i}" for i in range(4)]
+    config = runs.read_json(store / "g-t003" / "config.json")
+    assert config["experiment"] == {"name": "g", "trial": 3} and config["optimizer"] == "sgd" and config["seed"] == 1
+    assert sweep.main(["--name", "g", "--report", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["counts"]["complete"] == 4 and len(result["trials"]) == 4
+    for trial in result["trials"]:
+        summary = runs.read_json(store / trial["run"] / "summary.json")
+        assert trial["val_acc"] == summary["best_val_acc"] and trial["test_acc"] == summary["test_acc"]
+    by_value = {e["value"]: e for e in result["effects"]["optimizer"]}
+    adam = [t["val_acc"] for t in result["trials"] if t["params"]["optimizer"] == "adam"]
+    assert by_value["adam"]["reference"] and by_value["adam"]["mean"] == pytest.approx(statistics.fmean(adam))
+    assert result["best"]["val_acc"] == max(t["val_acc"] for t in result["trials"])
+    assert result["base"] == {"optimizer": "adam"} and result["sentences"]
+    assert experiment_store.list_experiments() == ["g"]
+    code = sweep.main(["--name", "g", *TINY_SWEEP_BASE, "--grid", "lr=0.1,0.2"])
+    assert code == 2 and "already exists" in capsys.readouterr().err
