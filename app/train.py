@@ -319,8 +319,8 @@ def pruned_text(info: runs.RunInfo) -> str:
     epochs = (info.summary or {}).get("epochs")
     after = f" after {epochs} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int) else ""
     return (f"Pruned{after}: experiment {name or '(unknown)'}'s pruner stopped this trial because its validation "
-            "accuracy was below the median of earlier trials at the same epoch. Its history, weights and test "
-            "outputs are kept; Evaluate and Compare can use it.")
+            "accuracy was below the median of earlier trials at the same epoch. Its history and weights are "
+            "kept (with its test outputs once an epoch had finished), so Evaluate and Compare can use it.")
 
 
 def run_actions(info: runs.RunInfo) -> None:
