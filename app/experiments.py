@@ -8,6 +8,7 @@ the experiment's report, so a rerun, a refresh or a second tab never touches a r
 
 from __future__ import annotations
 
+import json
 import time
 
 import plotly.graph_objects as go
@@ -33,12 +34,28 @@ SPACE_HELP = "One field per line, FIELD=LOW:HIGH, or FIELD=LOW:HIGH:log for rate
 SETTINGS_HELP = "Changes to the preset, one per line: FIELD=VALUE (epochs=3, subset=5000, model.dropout=0.1)."
 
 
+@st.cache_data(ttl=60, max_entries=64, show_spinner=False)
+def cached_estimate(spec_without_name: str) -> tuple[dict, list[str]]:
+    """The estimate of a spec, and the models it had no measured speed for (it reads every finished run's
+    speed, so the ready-mades share it for a minute)."""
+    spec = ExperimentSpec.from_dict({**json.loads(spec_without_name), "name": "estimate"})
+    models = sorted({spec.trial_config(point).model for point in spec.grid_points()} if spec.sampler == "grid"
+                    else {spec.base["model"]})
+    unmeasured = [m for m in models if reports.measured_images_per_second(m, spec.dataset) is None]
+    return reports.estimate(spec), unmeasured
+
+
 def estimate_text(spec: ExperimentSpec) -> str:
     """'16 runs · about 5m 20s' (from measured images per second)."""
-    guess = reports.estimate(spec)
+    data = spec.to_dict()
+    data.pop("name")
+    guess, unmeasured = cached_estimate(json.dumps(data, sort_keys=True))
     runs_count = int(guess["runs"])
-    return f"**{runs_count} run{'s' if runs_count != 1 else ''}** · about " \
+    text = f"**{runs_count} run{'s' if runs_count != 1 else ''}** · about " \
            f"**{progress.format_duration(guess['seconds']) or '0s'}** with one worker"
+    if unmeasured:
+        text += f" (a first guess: no run of {', '.join(unmeasured)} has finished here yet to time it)"
+    return text
 
 
 def launch(spec: ExperimentSpec, workers: int) -> None:
@@ -132,6 +149,19 @@ def safe_report(name: str) -> dict | None:
     except (FileNotFoundError, ExperimentError, ValueError, KeyError, OSError) as err:
         st.error(f"Experiment {name} cannot be read: {err}")
         return None
+
+
+def live_trials(report: dict) -> int:
+    """How many trials the study calls running have a live training process (a killed worker's trial has none
+    until a worker recovers it)."""
+    alive = 0
+    for trial in report["trials"]:
+        if trial["state"] == "running" and trial.get("run"):
+            try:
+                alive += runs.read_run(runs.run_dir_for(trial["run"])).state in runs.ACTIVE_STATES
+            except runs.RunNameError:
+                continue
+    return alive
 
 
 def current_runs(report: dict) -> None:
@@ -280,6 +310,7 @@ def watch() -> None:
         return
     counts = report["counts"]
     unfinished = bool(counts.get("running") or counts.get("queued"))
+    training = live_trials(report)
     cols = st.columns(3)
     cols[0].button("Stop", key="exp_stop", on_click=stop, args=(name,),
                    disabled=not unfinished or store.stop_requested(name),
@@ -287,10 +318,10 @@ def watch() -> None:
     resume_workers = cols[2].number_input("Workers", min_value=1, max_value=max_concurrent(), value=1,
                                           key="exp_resume_workers")
     cols[1].button("Resume", key="exp_resume", on_click=resume, args=(name, int(resume_workers)),
-                   disabled=not unfinished or (bool(counts.get("running")) and not store.stop_requested(name)),
+                   disabled=not unfinished or training > 0,
                    help="start workers again: queued trials run, an interrupted trial is queued again")
     st.session_state["exp_drawn"] = (name, counts)  # before the live view compares against it
-    if unfinished and not store.stop_requested(name) or counts.get("running"):
+    if training or unfinished and not store.stop_requested(name):
         live(name)
     else:
         overview(name, report)

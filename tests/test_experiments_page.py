@@ -91,8 +91,15 @@ def test_starting_a_tiny_experiment_creates_it_trains_it_and_shows_its_effects(e
     effects = next(d.value for d in at.dataframe if "field" in d.value.columns)
     assert list(effects["value"]) == ["0.001", "0.01"] and list(effects["runs"]) == [2, 2]
     assert "lr 0.01 instead of 0.001" in texts(at, "markdown")
-    assert widget(at, "exp_stop").disabled
+    assert widget(at, "exp_stop").disabled and widget(at, "exp_resume").disabled
     assert (runs.runs_root() / "page-exp-t000" / "config.json").is_file()
+
+    best_two = list(leaderboard["trial"])[:2]
+    assert widget(at, "exp_compare_page-exp").value == best_two
+    widget(at, "exp_open_compare").click().run()  # the Compare page opens with the two trials chosen
+    assert not at.exception and at.title[0].value == "Compare"
+    chosen = [str(p) for p in at.multiselect[0].value]
+    assert sorted(p.rsplit("/", 1)[1] for p in chosen) == sorted(f"page-exp-t{n:03d}" for n in best_two)
 
 
 def test_pruned_runs_are_shown_as_such_on_train_home_and_the_pickers(store):
