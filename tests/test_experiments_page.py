@@ -48,8 +48,9 @@ def fill_custom(at, name="page-exp", grid="lr=0.001,0.01", repeats=2):
     widget(at, "exp_preset").set_value("cnn2")
     widget(at, "exp_custom_name").set_value(name)
     widget(at, "exp_settings").set_value(TINY_SETTINGS)
-    widget(at, "exp_grid").set_value(grid)
-    widget(at, "exp_repeats").set_value(repeats)
+    if grid is not None:
+        widget(at, "exp_grid").set_value(grid)
+        widget(at, "exp_repeats").set_value(repeats)
     return at.run()
 
 
@@ -123,3 +124,26 @@ def test_pruned_runs_are_shown_as_such_on_train_home_and_the_pickers(store):
     assert home.dataframe[0].value["status"][0] == "pruned"
     evaluate = open_page("app/evaluate.py")  # a pruned run with weights and test outputs is usable
     assert [o for o in widget(evaluate, "eval_run").options if o.endswith(" · pruned")]
+
+
+def test_a_search_shows_importances_and_confirms_its_top_three_with_three_seeds(experiments, no_orphan_workers):
+    at = open_page("app/experiments.py")
+    widget(at, "exp_sampler").set_value("random").run()
+    fill_custom(at, name="page-search", grid=None)
+    widget(at, "exp_space").set_value("lr=0.0001:0.1:log\nweight_decay=0:0.01")
+    widget(at, "exp_trials").set_value(4)
+    at.run()
+    assert "**4 runs** · about" in texts(at, "markdown")
+    widget(at, "exp_start").click().run()
+    assert not at.exception and experiment_store.list_experiments() == ["page-search"]
+    wait_for("the search's four trials", lambda: report.report("page-search")["counts"]["complete"] == 4,
+             timeout=300)
+    at.run()
+    assert not at.exception
+    importances = next(d.value for d in at.dataframe if "importance" in d.value.columns)
+    assert set(importances["field"]) == {"lr", "weight decay"}
+    assert "Best: trial" in texts(at, "markdown")
+    widget(at, "exp_confirm").click().run()
+    assert not at.exception and "the top 3 configurations with 3 seeds" in texts(at, "success")
+    follow_up = experiment_store.load_spec("page-search-confirm")
+    assert follow_up.n_trials() == 9 and widget(at, "exp_name").value == "page-search-confirm"
