@@ -20,8 +20,11 @@ REPORT = {
          "val_acc": None, "test_acc": None},
     ],
     "effects": {"model.batch_norm": [
-        {"value": False, "mean": 0.80, "std": 0.0, "n": 1, "diff": 0.0, "ci_low": None, "ci_high": None},
-        {"value": True, "mean": 0.86, "std": 0.01, "n": 2, "diff": 0.06, "ci_low": 0.04, "ci_high": 0.08}]},
+        {"value": False, "mean": 0.80, "std": 0.0, "n": 1, "diff": 0.0, "ci_low": None, "ci_high": None,
+         "reference": True},
+        {"value": True, "mean": 0.86, "std": 0.01, "n": 2, "diff": 0.06, "ci_low": 0.04, "ci_high": 0.08,
+         "reference": False},
+        {"value": None, "mean": 0.5, "std": 0.0, "n": 1, "diff": -0.3, "ci_low": None, "ci_high": None}]},
     "counts": {"complete": 2, "running": 0, "queued": 1, "pruned": 1, "failed": 0, "stopped": 0},
     "importances": {"lr": 0.25, "batch_size": 0.75},
     "best": {"number": 1, "run": "e-t001", "params": {"model.batch_norm": True, "seed": 0}, "val_acc": 0.86,
@@ -66,7 +69,8 @@ def test_effect_rows_are_in_points_with_the_interval_in_words():
     rows = xv.effect_rows(REPORT)
     assert rows[1] == {"field": "batch norm (model)", "value": "true", "runs": 2, "mean val acc": 0.86,
                        "std (points)": 1.0, "vs base (points)": 6.0, "95% interval (points)": "+4.00 to +8.00"}
-    assert rows[0]["95% interval (points)"] == ""
+    assert rows[0]["95% interval (points)"] == "base" and rows[0]["vs base (points)"] is None
+    assert rows[2]["95% interval (points)"] == "" and rows[2]["vs base (points)"] == -30.0  # one run: no interval
 
 
 def test_counts_importances_best_and_compare_selection():

@@ -35,6 +35,8 @@ def test_the_batch_norm_ablation_crosses_batch_norm_dropout_and_vertical_flips_o
     assert spec.base["model"] == "cnn_enhanced"
     assert spec.grid == {"model.batch_norm": [False, True], "model.dropout": [0.0, 0.25], "vflip": [False, True]}
     assert spec.n_trials() == 8 * spec.repeats
+    first_four = [p["model.batch_norm"] for p in spec.grid_points()[:2 * spec.repeats]]
+    assert first_four == [False] * spec.repeats + [True] * spec.repeats  # batch norm's effect shows first
     config = spec.trial_config({"model.batch_norm": True, "model.dropout": 0.25, "vflip": True})
     assert config.model_kwargs == {"batch_norm": True, "dropout": 0.25} and config.vflip
 

@@ -144,17 +144,22 @@ def leaderboard(report: dict, limit: int | None = None) -> list[dict]:
 
 def effect_rows(report: dict) -> list[dict]:
     """One row per value of each varied field: mean +- std of validation accuracy over its runs, and the
-    difference to the base value with its 95% interval, in points."""
+    difference to the base value with its 95% interval, in points (the base value's row says "base")."""
     rows = []
     for name, values in (report.get("effects") or {}).items():
         for item in values:
             diff, low, high = (_number(item.get(k)) for k in ("diff", "ci_low", "ci_high"))
+            if item.get("reference"):
+                interval = "base"
+            elif low is not None and high is not None:
+                interval = f"{_points(low):+.2f} to {_points(high):+.2f}"
+            else:
+                interval = ""
             rows.append({"field": field_label(name), "value": format_value(item.get("value")), "runs": item.get("n"),
                          "mean val acc": _number(item.get("mean")),
                          "std (points)": _points(item.get("std")),
-                         "vs base (points)": _points(diff),
-                         "95% interval (points)": f"{_points(low):+.2f} to {_points(high):+.2f}"
-                         if low is not None and high is not None else ""})
+                         "vs base (points)": None if item.get("reference") else _points(diff),
+                         "95% interval (points)": interval})
     return rows
 
 
