@@ -3,7 +3,8 @@
     python -m core.sweep --name NAME --dataset D [--preset P | --model M] [TrainConfig flags as the base]
         --grid FIELD=V1,V2 (repeatable; model.ARG=...) --repeats K | --sampler random|tpe --trials N
         --space FIELD=LOW:HIGH[:log] (repeatable) [--prune] [--storage URL]
-    python -m core.sweep --name NAME --join            another worker on the same experiment (resumes a stop)
+    python -m core.sweep --name NAME --join [--storage URL]   another worker on the same experiment (resumes a
+                                                               stop); with a database URL, from any machine
     python -m core.sweep --name NAME --report [--json]
 
 Creating an experiment also runs a worker in this process. The last line printed is the experiment's folder
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             print_report(result)
         elif args.join:
+            if args.storage:  # a worker on another machine: the spec comes from the database
+                store.adopt_from_storage(args.name, args.storage)
             store.load_spec(args.name)
             store.clear_stop(args.name)
             run_worker(args.name)

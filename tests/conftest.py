@@ -117,6 +117,39 @@ def open_page(page: str, timeout: float = 60):
     return at
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server (Debian's package) on a free local port, trust auth, stopped afterwards;
+    its SQLAlchemy URL. Run as the `postgres` user when the suite runs as root (the server refuses root)."""
+    import glob
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    require_or_skip(bool(found), "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)")
+    bindir = Path(found[-1]).parent
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="mnist-studio-postgres-"))  # not under pytest's root-only tmp dirs
+    if as_user:
+        shutil.chown(root, "postgres", "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "-N"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def experiments(store, tmp_path, monkeypatch) -> Path:
     """An empty experiment store beside the `store` fixture's run store ($MNIST_STUDIO_EXPERIMENTS)."""

@@ -104,3 +104,18 @@ def test_the_median_pruner_ends_a_weak_trial_as_pruned(experiments, store):
     epochs = [e for e in runs.read_metrics(pruned.path)[0] if e["type"] == "epoch"]
     assert pruned.state == "pruned" and 1 <= len(epochs) < 20 and pruned.has_weights
     assert result["counts"]["pruned"] == 1 and result["best"]["number"] in (0, 1)
+
+
+def test_two_workers_on_a_real_postgresql_server_finish_the_trials_together(experiments, store, monkeypatch,
+                                                                             postgres_url):
+    monkeypatch.setenv("MNIST_STUDIO_MAX_CONCURRENT", "2")
+    two_workers_finish_together("pgpair", store, storage=postgres_url)
+    assert not (experiments / "pgpair" / "study.journal").exists()  # the study lives in the database
+    import optuna
+
+    assert [s.study_name for s in optuna.get_all_study_summaries(postgres_url)] == ["pgpair"]
+    # a worker on another machine joins from the database alone: its own (empty) experiment store
+    monkeypatch.setenv("MNIST_STUDIO_EXPERIMENTS", str(experiments.parent / "elsewhere"))
+    assert sweep.main(["--name", "pgpair", "--join", "--storage", postgres_url]) == 0
+    assert experiment_store.load_spec("pgpair").storage == postgres_url
+    assert report.report("pgpair")["counts"]["complete"] == 6

@@ -150,3 +150,26 @@ def test_a_small_grid_runs_end_to_end_through_the_cli(experiments, store, capsys
     assert experiment_store.list_experiments() == ["g"]
     code = sweep.main(["--name", "g", *TINY_SWEEP_BASE, "--grid", "lr=0.1,0.2"])
     assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_a_tpe_search_reports_importances_and_confirm_top_queues_its_best_with_seeds(experiments, store, capsys):
+    code = sweep.main(["--name", "s", *TINY_SWEEP_BASE, "--sampler", "tpe", "--trials", "4",
+                       "--space", "lr=1e-4:1e-2:log", "--space", "batch_size=16:128"])
+    assert code == 0
+    result = report.report("s")
+    assert result["counts"]["complete"] == 4 and result["effects"] == {}
+    for trial in result["trials"]:
+        assert 1e-4 <= trial["params"]["lr"] <= 1e-2 and isinstance(trial["params"]["batch_size"], int)
+        config = runs.read_json(store / trial["run"] / "config.json")
+        assert (config["lr"], config["batch_size"]) == (trial["params"]["lr"], trial["params"]["batch_size"])
+    assert set(result["importances"]) == {"lr", "batch_size"}
+    assert sum(result["importances"].values()) == pytest.approx(1.0)
+    assert result["best"]["val_acc"] == max(t["val_acc"] for t in result["trials"])
+    follow = report.confirm_top("s", k=2, seeds=2)
+    top = sorted(result["trials"], key=lambda t: -t["val_acc"])[:2]
+    spec = experiment_store.load_spec(follow)
+    assert spec.n_trials() == 4 and spec.points == [t["params"] for t in top]
+    assert {(p["lr"], p["seed"]) for p in spec.grid_points()} == {(t["params"]["lr"], s) for t in top for s in (0, 1)}
+    assert report.report(follow)["counts"]["queued"] == 4
+    estimate = report.estimate(spec)
+    assert estimate["runs"] == 4 and estimate["seconds"] > 0

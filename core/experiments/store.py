@@ -71,7 +71,7 @@ def create_experiment(spec: ExperimentSpec) -> Path:
     try:
         storage = open_storage(spec, staging)
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="maximize")
-        study.set_user_attr("sampler", spec.sampler)
+        study.set_user_attr("spec", spec.to_dict())  # so a worker elsewhere can join from the storage alone
         points = spec.grid_points() if spec.sampler == "grid" else [{} for _ in range(spec.n_trials())]
         for point in points:
             study.enqueue_trial(point, skip_if_exists=False)
@@ -87,6 +87,25 @@ def create_experiment(spec: ExperimentSpec) -> Path:
         if folder.exists():
             raise ExperimentError(f"name: experiment {spec.name!r} already exists") from None
         raise
+    return folder
+
+
+def adopt_from_storage(name: str, storage: str) -> Path:
+    """Make the local folder of experiment `name` whose study lives in database `storage` (a worker on another
+    machine joining with --storage URL); an existing folder is kept. Returns the folder."""
+    folder = experiment_dir(name)
+    if (folder / SPEC_FILE).is_file():
+        return folder
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ExperimentError(f"name: no study named {name!r} in that storage") from None
+    data = dict(study.user_attrs.get("spec") or {})
+    if not data:
+        raise ExperimentError(f"name: the study {name!r} was not made by an experiment")
+    spec = ExperimentSpec.from_dict({**data, "storage": storage}).validate()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(folder / SPEC_FILE, {**spec.to_dict(), "created": time.time()})
     return folder
 
 
