@@ -85,6 +85,7 @@ def ready_made() -> None:
     st.caption("Each reproduces a reference project. **Quick** trains on a subset for two epochs (minutes); "
                "**full** uses all the data and the published epochs. Every configuration is repeated with "
                "other seeds, so every effect gets an error bar.")
+    st.session_state.setdefault("exp_ready_dataset", "fashion-mnist")  # where the reference projects' gaps lie
     dataset = dataset_picker("exp_ready_dataset")
     data_missing_notice(dataset)
     for key, ready in READY.items():
@@ -290,13 +291,21 @@ def results(name: str, report: dict, spec: ExperimentSpec) -> None:
                            mime="text/csv", key="exp_csv")
 
 
+def newest_first(names: list[str]) -> list[str]:
+    """Experiment names, the most recently created first."""
+    def created(name: str) -> float:
+        data = runs.read_json(store.experiment_dir(name) / store.SPEC_FILE) or {}
+        return float(data.get("created") or 0) if isinstance(data.get("created"), (int, float)) else 0.0
+    return sorted(names, key=lambda n: (-created(n), n))
+
+
 def watch() -> None:
-    names = store.list_experiments()
+    names = newest_first(store.list_experiments())
     if not names:
         st.info("No experiments yet: start a ready-made one or your own under **New experiment**.")
         return
     if st.session_state.get(SHOWN) not in names:
-        st.session_state[SHOWN] = names[-1]
+        st.session_state[SHOWN] = names[0]
     name = st.selectbox("Experiment", names, key=SHOWN)
     try:
         spec = store.load_spec(name)

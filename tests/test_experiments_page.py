@@ -147,3 +147,4 @@ def test_a_search_shows_importances_and_confirms_its_top_three_with_three_seeds(
     assert not at.exception and "the top 3 configurations with 3 seeds" in texts(at, "success")
     follow_up = experiment_store.load_spec("page-search-confirm")
     assert follow_up.n_trials() == 9 and widget(at, "exp_name").value == "page-search-confirm"
+    assert widget(at, "exp_name").options == ["page-search-confirm", "page-search"]  # newest first
