@@ -22,6 +22,12 @@ def grid_rows(page, index: int) -> int:
                          f"[{index}]; return g ? Number(g.getAttribute('aria-rowcount')) - 1 : 0; }}")
 
 
+def done_shown(page) -> int | None:
+    """The number of finished trials the progress line shows (None while the page redraws it)."""
+    texts = page.get_by_text(DONE).all_inner_texts()  # does not wait: the line is briefly absent in a redraw
+    return int(DONE.search(texts[0]).group(1)) if texts else None
+
+
 def test_start_a_quick_ready_made_and_watch_it_to_its_effects(store, experiments, no_orphan_workers):  # noqa: F811
     env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_EXPERIMENTS": str(experiments)}
     with streamlit_server(env) as url, chromium_page() as page:
@@ -37,8 +43,7 @@ def test_start_a_quick_ready_made_and_watch_it_to_its_effects(store, experiments
         progress.wait_for(timeout=60_000)
         page.get_by_text("Leaderboard (by validation accuracy)").wait_for()
         wait_for("the leaderboard to fill", lambda: grid_rows(page, 0) >= 2, timeout=240)
-        wait_for("every trial to finish", lambda: int(DONE.search(progress.inner_text()).group(1)) == total,
-                 timeout=300)
+        wait_for("every trial to finish", lambda: done_shown(page) == total, timeout=300)
         assert report.report(name)["counts"]["complete"] == total
 
         page.get_by_text(re.compile(r"^Effects on validation accuracy")).wait_for(timeout=60_000)
