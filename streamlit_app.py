@@ -11,6 +11,7 @@ PAGES = [
     st.Page("app/evaluate.py", title="Evaluate", icon="🔬", url_path="evaluate"),
     st.Page("app/predict.py", title="Predict", icon="✏️", url_path="predict"),
     st.Page("app/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app/experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
 ]
 
 st.navigation(PAGES).run()

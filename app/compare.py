@@ -13,7 +13,7 @@ from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, cached_split, cached_test_outputs, show_checkpoint_error
 from app.components.tile_grid import tile_grid
 from core.analysis import compare
-from core.data.datasets import DataUnavailableError, get_dataset
+from core.data.datasets import DATASETS, DataUnavailableError, get_dataset
 from core.inference.images import ImageError, decode_image
 from core.inference.latency import measure_latency
 from core.inference.predictor import predict_batch
@@ -35,6 +35,10 @@ st.title("Compare")
 st.caption("Two or more finished runs of one dataset, side by side. Everything below comes from the test "
            "outputs stored with each run: nothing is retrained or re-evaluated.")
 
+# "Open in Compare" on the Experiments page asks for a dataset and runs (by name) through the session
+request = st.session_state.pop("compare_request", None)
+if isinstance(request, dict) and request.get("dataset") in DATASETS:
+    st.session_state["compare_dataset"] = request["dataset"]
 dataset = dataset_picker(key="compare_dataset")
 spec = get_dataset(dataset)
 classes = list(spec.classes)
@@ -45,7 +49,11 @@ if len(options) < 2:
     st.stop()
 
 by_path = {str(o.path): o for o in options}
-chosen = st.multiselect("Runs to compare", list(by_path), default=list(by_path)[:2],
+requested = [p for p, o in by_path.items() if isinstance(request, dict) and o.source == "user"
+             and o.name in (request.get("runs") or [])]
+if requested:
+    st.session_state.pop(f"compare_runs_{dataset}", None)  # the request replaces this session's choice
+chosen = st.multiselect("Runs to compare", list(by_path), default=requested or list(by_path)[:2],
                         format_func=lambda p: run_label(by_path[p]), key=f"compare_runs_{dataset}")
 
 # --- stored test outputs of each chosen run ---------------------------------------------------

@@ -25,6 +25,8 @@ with col2:
 with col3:
     st.page_link("app/compare.py", label="Compare models", icon="⚖️")
     st.caption("Side-by-side metrics, per-class gains, the images one model fixes, McNemar's test.")
+    st.page_link("app/experiments.py", label="Run an experiment", icon="🧪")
+    st.caption("Vary a setting, repeat with seeds, read each effect with its error bar; ready-made ablations.")
 
 rows = run_table_rows()
 st.subheader("Models available now")

@@ -159,17 +159,6 @@ def metrics_tail(path: Path) -> events.MetricsTail:
     return tails[str(path)]
 
 
-def progress_text(p: progress.LiveProgress, state: str) -> str:
-    epoch = f"epoch {p.epoch}/{p.total_epochs or '?'}" if state == "running" else \
-        f"{p.epochs_done}/{p.total_epochs or '?'} epochs done"
-    parts = [epoch, f"step {p.step:,}/{p.total_steps or 0:,}"]
-    if p.images_per_sec:
-        parts.append(f"{p.images_per_sec:,.0f} images/s")
-    if state == "running" and p.eta_now() is not None:
-        parts.append(f"ETA {format_duration(p.eta_now())}")
-    return " · ".join(parts)
-
-
 def line_figure(title: str, x_title: str, y_title: str, traces: list[go.Scatter]) -> go.Figure:
     fig = go.Figure(traces)
     fig.update_layout(title=title, height=CHART_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -222,7 +211,7 @@ def status_block(info: runs.RunInfo, p: progress.LiveProgress) -> str:
     st.markdown(f"**Status:** `{state}`")
     if state == "queued":
         st.info(progress.queue_text(info.status, max_concurrent()))
-    st.progress(p.fraction, text=progress_text(p, state))
+    st.progress(p.fraction, text=progress.progress_text(p, state))
     return state
 
 
@@ -318,6 +307,17 @@ def delete(path: str) -> None:
     st.session_state.pop("train_watch", None)
 
 
+def pruned_text(info: runs.RunInfo) -> str:
+    """Why a trial of an experiment ended early, for the Watch view."""
+    experiment = (info.config or {}).get("experiment")
+    name = experiment.get("name") if isinstance(experiment, dict) else experiment
+    epochs = (info.summary or {}).get("epochs")
+    after = f" after {epochs} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int) else ""
+    return (f"Pruned{after}: experiment {name or '(unknown)'}'s pruner stopped this trial because its validation "
+            "accuracy was below the median of earlier trials at the same epoch. Its history and weights are "
+            "kept (with its test outputs once an epoch had finished), so Evaluate and Compare can use it.")
+
+
 def run_actions(info: runs.RunInfo) -> None:
     cols = st.columns(3)
     active = info.state in runs.ACTIVE_STATES
@@ -349,6 +349,8 @@ def run_actions(info: runs.RunInfo) -> None:
                 st.code(log or "(empty)")
     elif info.state == "stopped" and info.status.get("hint"):
         st.info(info.status["hint"])
+    elif info.state == "pruned":
+        st.info(pruned_text(info))
     for problem in info.problems:
         st.warning(problem)
 

@@ -16,7 +16,7 @@ def test_home_renders_with_links_and_no_exception(store):
 
 
 def test_every_page_renders_without_exception_on_an_empty_store(store):
-    for page in ("train", "data", "evaluate", "predict", "compare"):
+    for page in ("train", "data", "evaluate", "predict", "compare", "experiments"):
         at = open_page(f"app/{page}.py")
         assert not at.exception, (page, at.exception)
 

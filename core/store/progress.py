@@ -169,6 +169,18 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def progress_text(p: LiveProgress, state: str) -> str:
+    """The progress bar's line: 'epoch 2/5 · step 300/700 · 1,234 images/s · ETA 45s'."""
+    epoch = f"epoch {p.epoch}/{p.total_epochs or '?'}" if state == "running" else \
+        f"{p.epochs_done}/{p.total_epochs or '?'} epochs done"
+    parts = [epoch, f"step {p.step:,}/{p.total_steps or 0:,}"]
+    if p.images_per_sec:
+        parts.append(f"{p.images_per_sec:,.0f} images/s")
+    if state == "running" and p.eta_now() is not None:
+        parts.append(f"ETA {format_duration(p.eta_now())}")
+    return " · ".join(parts)
+
+
 def status_text(status: dict) -> str:
     """A run's state, with its place for a queued run: 'queued (2nd in line)'."""
     state = status.get("state", "failed")

@@ -23,10 +23,12 @@ def list_finished_runs(dataset: str | None = None, need_test_outputs: bool = Tru
 
 
 def run_label(info: runs.RunInfo) -> str:
-    """A one-line label for pickers: name, model, dataset, test accuracy."""
+    """A one-line label for pickers: name, model, dataset, test accuracy, and the state when the run did not
+    complete (a stopped or pruned run with weights is usable, but trained less than it was set to)."""
     acc = (info.summary or {}).get("test_acc")
     acc_text = f" · test {acc:.2%}" if isinstance(acc, (int, float)) and not isinstance(acc, bool) else ""
-    return f"{info.label} · {info.model} · {info.dataset}{acc_text}"
+    state_text = f" · {info.state}" if info.source == "user" and info.state != "completed" else ""
+    return f"{info.label} · {info.model} · {info.dataset}{acc_text}{state_text}"
 
 
 def run_table_rows(dataset: str | None = None) -> list[dict]:
@@ -34,7 +36,7 @@ def run_table_rows(dataset: str | None = None) -> list[dict]:
     rows = []
     for info in list_finished_runs(dataset, need_test_outputs=False):
         summary = info.summary or {}
-        rows.append({"run": info.label, "dataset": info.dataset, "model": info.model,
+        rows.append({"run": info.label, "status": info.state, "dataset": info.dataset, "model": info.model,
                      "test accuracy": summary.get("test_acc"), "macro F1": summary.get("macro_f1"),
                      "parameters": summary.get("params"), "training s": summary.get("train_seconds")})
     return rows
