@@ -14,7 +14,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.common import data_missing_notice, dataset_picker
+from app.components.datasets import data_missing_notice, dataset_picker
 from core.experiments import report as reports
 from core.experiments import store, worker
 from core.experiments.ready import READY

@@ -31,7 +31,7 @@ from core.experiments.spec import ExperimentSpec  # noqa: E402
 from core.experiments.worker import run_worker  # noqa: E402
 from core.store import runs  # noqa: E402
 from core.store.paths import data_root  # noqa: E402
-from core.training.loop import run  # noqa: E402
+from core.training.session import run  # noqa: E402
 from core.training.presets import get_preset  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 from core.experiments import report
 from core.experiments import store as experiment_store
 from core.store import runs
-from core.training.loop import run
+from core.training.session import run
 from tests.conftest import open_page, tiny_config, wait_for
 
 TINY_SETTINGS = "epochs=1\nbatch_size=64\nval_fraction=0.2\nlimit_batches=3\nthreads=1\nprecision=fp32"
