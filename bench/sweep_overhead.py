@@ -31,8 +31,8 @@ from core.experiments.spec import ExperimentSpec  # noqa: E402
 from core.experiments.worker import run_worker  # noqa: E402
 from core.store import runs  # noqa: E402
 from core.store.paths import data_root  # noqa: E402
-from core.training.session import run  # noqa: E402
 from core.training.presets import get_preset  # noqa: E402
+from core.training.session import run  # noqa: E402
 
 
 def cpu_model() -> str:
