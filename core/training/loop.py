@@ -280,8 +280,10 @@ class Trainer:
                 self.state.best_val_acc, self.state.best_epoch = score, epoch
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.scored_model.state_dict().items()}
             self.state.epochs_since_best = 0 if improved else self.state.epochs_since_best + 1
+            # logged before the checkpoints (a kill in between redoes this epoch on resume), told to listeners
+            # after them, so a listener that sees epoch N can count on last.pt holding it
             event = self.sink.emit(
-                "epoch", epoch=epoch, step=self.state.step, train_loss=train_loss, train_acc=train_acc,
+                "epoch", notify=False, epoch=epoch, step=self.state.step, train_loss=train_loss, train_acc=train_acc,
                 val_loss=val_loss, val_acc=val_acc, val_confusion=confusion, lr=self.optimizer.param_groups[0]["lr"],
                 epoch_seconds=epoch_seconds, elapsed=self.state.train_seconds,
                 images_per_sec=self.steps_per_epoch * cfg.batch_size / max(1e-9, epoch_seconds),
@@ -291,6 +293,7 @@ class Trainer:
                 self.save_best()
             self.save_last()
             self.sink.set_status("running", epoch=epoch)
+            self.sink.notify(event)
             if cfg.patience and self.dist.any_rank(self.state.epochs_since_best >= cfg.patience):
                 self.sink.emit("early_stop", epoch=epoch, best_epoch=self.state.best_epoch)
                 break

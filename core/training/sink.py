@@ -25,9 +25,12 @@ class NullSink:
     writer: runs.RunWriter | None = None
     path: Path | None = None
 
-    def emit(self, kind: str, **fields) -> dict:
+    def emit(self, kind: str, notify: bool = True, **fields) -> dict:
         """Build the event (so a wrong field fails on every rank alike) and drop it."""
         return events.make(kind, **fields)
+
+    def notify(self, event: dict) -> None:
+        """Tell the listeners an event that was emitted with notify=False."""
 
     def set_status(self, state: str, **fields) -> None:
         pass
@@ -58,12 +61,16 @@ class RunSink(NullSink):
         self.writer, self.path = writer, writer.path
         self.listeners = [listener for listener in listeners if listener is not None]
 
-    def emit(self, kind: str, **fields) -> dict:
+    def emit(self, kind: str, notify: bool = True, **fields) -> dict:
         event = super().emit(kind, **fields)
         self.writer.log(event)
+        if notify:
+            self.notify(event)
+        return event
+
+    def notify(self, event: dict) -> None:
         for listener in self.listeners:
             listener(event)
-        return event
 
     def set_status(self, state: str, **fields) -> None:
         self.writer.set_status(state, **fields)
