@@ -10,7 +10,7 @@ from core import hosting
 from core.data.datasets import DataUnavailableError
 from core.data.stats import download_dataset, one_download_at_a_time
 from core.inference.predictor import predict_files
-from core.store import guest, launcher, runs
+from core.store import guest, launcher, runs, slots
 from core.training.config import ConfigError
 from core.training.sink import RunSink
 from tests.conftest import REPO, tiny_config
@@ -222,3 +222,16 @@ def test_one_dataset_download_at_a_time(tmp_path):
             download_dataset("mnist", tmp_path, mirrors=[])
     with pytest.raises(DataUnavailableError, match="no mirrors are known"):  # free again: it tries (and fails)
         download_dataset("mnist", tmp_path, mirrors=[])
+
+
+def test_a_visitor_trains_one_run_at_a_time_and_others_go_ahead_of_their_second(guests):
+    running = active_run(guests, "alices-first", ALICE)
+    runs.RunWriter(running).set_status("running")
+    second = active_run(guests, "alices-second", ALICE)
+    runs.RunWriter(second).set_status("queued", queued_at=time.time() - 10)
+    bobs = active_run(guests, "bobs", BOB)
+    runs.RunWriter(bobs).set_status("queued", queued_at=time.time())
+    assert slots.queue_state(second) == (0, True)  # held back while her first run trains
+    assert slots.queue_state(bobs) == (0, False)  # queued later, but next to start
+    runs.RunWriter(running).set_status("stopped")
+    assert slots.queue_state(second) == (0, False) and slots.queue_state(bobs) == (1, False)
