@@ -66,6 +66,7 @@ def test_mode_defaults_to_single_user(monkeypatch):
     monkeypatch.setenv(hosting.MODE_ENV, "public")
     with pytest.raises(ValueError, match="single, guest"):
         hosting.mode()
+    assert hosting.guest_mode()  # a typo fails closed
 
 
 def test_owner_password_is_a_salted_scrypt_hash():

@@ -73,10 +73,10 @@ def _sign_in() -> None:
 def sidebar_access() -> None:
     """In guest mode: what a guest may do, and the owner's sign-in (or sign-out) in the sidebar."""
     try:
-        if not hosting.guest_mode():
-            return
-    except ValueError as err:  # a malformed $MNIST_STUDIO_MODE
-        st.sidebar.error(str(err))
+        hosting.mode()
+    except ValueError as err:  # a malformed $MNIST_STUDIO_MODE: guest mode, and say why
+        st.sidebar.error(f"{err}; running in guest mode.")
+    if not hosting.guest_mode():
         return
     actor = current_actor()
     with st.sidebar:
