@@ -219,20 +219,20 @@ def _gunzip(source: Path, target: Path) -> None:
     source.unlink(missing_ok=True)
 
 
-DOWNLOAD_LOCK = ".download.lock"
-
-
 @contextlib.contextmanager
 def one_download_at_a_time(root: Path):
-    """Hold the data root's download lock, or raise DataUnavailableError at once when another download (from
-    any page, tab or process) holds it: one download at a time per server."""
-    with open(Path(root) / DOWNLOAD_LOCK, "a+") as handle:
+    """Hold the download lock (a lock on the data folder itself, no file written), or raise DataUnavailableError
+    at once when another download (from any page, tab or process) holds it: one download at a time."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DataUnavailableError("another dataset download is in progress on this server; try again when "
                                        "it has finished") from None
         yield
+    finally:
+        os.close(fd)
 
 
 def download_dataset(name: str, root: Path | None = None, progress: Progress | None = None, *,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import subprocess
 import sys
 import threading
@@ -76,11 +77,15 @@ def _launch(path: Path, resume: bool, nproc: int) -> None:
 
 @contextlib.contextmanager
 def _start_lock(root: Path):
-    """Serialise the check-then-create of starts (two tabs pressing Start at once see each other's runs)."""
+    """Serialise the check-then-create of starts (two tabs pressing Start at once see each other's runs): a lock on
+    the runs folder itself, so no file is written for it."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".start.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def start_run(config: TrainConfig, name: str | None = None, nproc: int = 1,
