@@ -135,8 +135,10 @@ def runs_left(actor: guest.Actor, root: Path) -> int:
 def budget_text(actor: guest.Actor, root: Path) -> str:
     """What a guest may do and how much of the budget is left, in one paragraph for the pages."""
     used_mb = guest.guest_bytes(root) / 2**20
+    seconds = GUEST_SECONDS.value()
+    wall = f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
     return (f"**Guest mode.** You may explore, predict and train: up to {GUEST_EPOCHS.value()} epochs, "
-            f"{GUEST_PARAMS.value():,} parameters and {GUEST_SECONDS.value() // 60} minutes of training per run, "
+            f"{GUEST_PARAMS.value():,} parameters and {wall} of training per run, "
             f"1 run training and {GUEST_QUEUED.value()} waiting at a time; you can stop, resume and delete only "
             f"the runs you started. You may start **{max(0, runs_left(actor, root))}** more now. Guest runs use "
             f"{used_mb:,.0f} of {GUEST_DISK_MB.value():,} MB; the oldest finished ones are removed to make room.")
