@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from app.components.visitor import sidebar_access
+
 st.set_page_config(page_title="mnist-studio", page_icon="🔢", layout="wide")
 
 PAGES = [
@@ -14,4 +16,6 @@ PAGES = [
     st.Page("app/experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+sidebar_access()  # guest mode: what a guest may do, and the owner's sign-in
+page.run()

@@ -8,6 +8,7 @@ import streamlit as st
 from app.components.datasets import dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.loading import cached_model, show_checkpoint_error
+from core import hosting
 from core.data.datasets import DATASETS
 from core.inference.predictor import (
     FileResult,
@@ -18,6 +19,7 @@ from core.inference.predictor import (
     input_warnings,
     predict_files,
     predict_image,
+    request_problem,
     results_csv,
     results_table,
     robustness_probe,
@@ -100,8 +102,11 @@ if not infos:
     st.stop()
 
 by_path = {str(info.path): info for info in infos}
-chosen = st.multiselect("Models", list(by_path), default=[str(i.path) for i in default_model_choices(infos)],
-                        format_func=lambda p: run_label(by_path[p]), key=f"predict_models_{dataset}")
+chosen = st.multiselect("Models", list(by_path),
+                        default=[str(i.path) for i in default_model_choices(infos)][:hosting.PREDICT_MODELS.value()],
+                        format_func=lambda p: run_label(by_path[p]), key=f"predict_models_{dataset}",
+                        max_selections=hosting.PREDICT_MODELS.value(),
+                        help=f"at most {hosting.PREDICT_MODELS.value()} per request (`{hosting.PREDICT_MODELS.env}`)")
 models: dict[str, LoadedModel] = {}
 for path in chosen:
     try:
@@ -123,6 +128,10 @@ if given.drawn:
 else:
     if not given.files:
         st.info(f"Upload a photo or scan of a {thing}; dark on light paper is fine, it is inverted.")
+        st.stop()
+    problem = request_problem(len(given.files), len(models))
+    if problem:
+        st.error(f"Not predicted: {problem}. Upload fewer files at a time.")
         st.stop()
     run_paths = tuple((name, str(loaded.path)) for name, loaded in models.items())
     outcomes = _predict_uploads(tuple(given.files), run_paths, style)

@@ -15,8 +15,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.datasets import data_missing_notice, dataset_picker
+from app.components.visitor import current_actor
+from core import hosting
 from core.models.registry import list_models
-from core.store import events, launcher, progress, runs
+from core.store import events, guest, launcher, progress, runs
+from core.store.paths import runs_root
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.config import OPTIMISER, ConfigError, TrainConfig, field_groups, field_help
 from core.training.presets import PRESETS
@@ -91,15 +94,16 @@ def field_widget(name: str) -> None:
 def start() -> None:
     """Start button: launch the form's run and watch it (a callback, so it may reset widgets)."""
     st.session_state.pop("train_message", None)
+    name = st.session_state.get("train_name") or None
+    not_started = f"Not started ({name})" if name else "Not started"
     config, problems = build_config()
     if problems:
-        st.session_state["train_message"] = ("error", "Not started: " + "; ".join(problems))
+        st.session_state["train_message"] = ("error", f"{not_started}: " + "; ".join(problems))
         return
     try:
-        path = launcher.start_run(config, st.session_state.get("train_name") or None,
-                                  int(st.session_state.get("train_nproc") or 1))
+        path = launcher.start_run(config, name, int(st.session_state.get("train_nproc") or 1), actor=current_actor())
     except (ConfigError, ValueError, FileExistsError, OSError) as err:
-        st.session_state["train_message"] = ("error", f"Not started: {err}")
+        st.session_state["train_message"] = ("error", f"{not_started}: {err}")
         return
     st.session_state["train_watch"] = str(path)
     st.session_state[VIEW_KEY] = WATCH
@@ -285,14 +289,14 @@ def live_view(path: str) -> None:
 
 def stop(path: str) -> None:
     try:
-        launcher.stop_run(Path(path))
+        launcher.stop_run(Path(path), actor=current_actor())
     except OSError as err:  # e.g. a shipped pretrained run: read-only
         st.session_state["train_run_message"] = f"Cannot stop: {err}"
 
 
 def resume(path: str) -> None:
     try:
-        launcher.resume_run(Path(path))
+        launcher.resume_run(Path(path), actor=current_actor())
     except (RuntimeError, ValueError, OSError) as err:
         st.session_state["train_run_message"] = f"Cannot resume: {err}"
 
@@ -300,7 +304,7 @@ def resume(path: str) -> None:
 def delete(path: str) -> None:
     st.session_state.pop("train_confirm_delete", None)
     try:
-        launcher.delete_run(Path(path))
+        launcher.delete_run(Path(path), actor=current_actor())
     except (RuntimeError, runs.RunNameError, OSError) as err:
         st.session_state["train_run_message"] = f"Cannot delete: {err}"
         return
@@ -318,7 +322,8 @@ def pruned_text(info: runs.RunInfo) -> str:
             "kept (with its test outputs once an epoch had finished), so Evaluate and Compare can use it.")
 
 
-def run_actions(info: runs.RunInfo) -> None:
+def action_buttons(info: runs.RunInfo) -> None:
+    """Stop, Resume and Delete (with a confirmation) of a run this session may change."""
     cols = st.columns(3)
     active = info.state in runs.ACTIVE_STATES
     cols[0].button("Stop", key="train_stop", on_click=stop, args=(str(info.path),), disabled=not active,
@@ -336,6 +341,15 @@ def run_actions(info: runs.RunInfo) -> None:
         yes, no = st.columns(2)
         yes.button("Yes, delete", type="primary", key="train_delete_yes", on_click=delete, args=(str(info.path),))
         no.button("Cancel", key="train_delete_no", on_click=lambda: st.session_state.pop("train_confirm_delete"))
+
+
+def run_actions(info: runs.RunInfo) -> None:
+    actor = current_actor()
+    not_yours = guest.refusal(actor, info.path) if actor is not None else None
+    if not_yours:  # another visitor's run: watch only (the launcher refuses it too, whatever is clicked)
+        st.caption(f"You can watch this run but not stop, resume or delete it: {not_yours}.")
+    else:
+        action_buttons(info)
     message = st.session_state.pop("train_run_message", None)
     if message:
         st.error(message)
@@ -403,6 +417,8 @@ st.html(NO_MOTION_CSS)  # a progress bar that jumps costs the browser one paint;
 st.title("Train")
 st.caption("Pick a dataset, a model and its settings (or a preset), start, and watch it learn. Each run trains "
            "in its own process: reloading or closing this page never interrupts it.")
+if hosting.is_limited(current_actor()):
+    st.info(hosting.budget_text(current_actor(), runs_root()))
 all_user_runs = runs.list_runs(include_pretrained=False)
 st.session_state["train_snapshot"] = snapshot(all_user_runs)
 st.session_state.setdefault(VIEW_KEY, WATCH if all_user_runs else NEW_RUN)  # returning users see their latest run

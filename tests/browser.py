@@ -26,12 +26,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], timeout: float = 60.0, script: Path | None = None):
-    """Start `streamlit run streamlit_app.py` (or `script`) headless on 127.0.0.1 with `env`; yields the base URL."""
+def streamlit_server(env: dict[str, str], timeout: float = 60.0, script: Path | None = None,
+                     options: tuple[str, ...] = ()):
+    """Start `streamlit run streamlit_app.py` (or `script`) headless on 127.0.0.1 with `env` and extra command-line
+    `options` (e.g. ("--secrets.files", PATH)); yields the base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script or REPO / "streamlit_app.py"),
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *options]
     log = open(Path(env.get("MNIST_STUDIO_RUNS", "/tmp")).parent / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

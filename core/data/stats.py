@@ -6,6 +6,8 @@ Everything here is a pure function of arrays (numpy, or torch where training's o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import http.client
@@ -217,6 +219,22 @@ def _gunzip(source: Path, target: Path) -> None:
     source.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def one_download_at_a_time(root: Path):
+    """Hold the download lock (a lock on the data folder itself, no file written), or raise DataUnavailableError
+    at once when another download (from any page, tab or process) holds it: one download at a time."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataUnavailableError("another dataset download is in progress on this server; try again when "
+                                       "it has finished") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def download_dataset(name: str, root: Path | None = None, progress: Progress | None = None, *,
                      mirrors: Sequence[str] | None = None, resources: Sequence[tuple[str, str]] | None = None,
                      timeout: float = 30.0) -> list[Path]:
@@ -236,6 +254,13 @@ def download_dataset(name: str, root: Path | None = None, progress: Progress | N
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataUnavailableError(f"cannot create {folder}: {err}. Set {DATA_ENV} to a writable folder.") from err
+    with one_download_at_a_time(root):
+        return _download_files(spec, folder, mirrors, resources, report, timeout)
+
+
+def _download_files(spec, folder: Path, mirrors: list[str], resources: list[tuple[str, str]], report: Progress,
+                    timeout: float) -> list[Path]:
+    """download_dataset's work, under the download lock."""
     done: list[Path] = []
     share = 1.0 / max(1, len(resources))
     for i, (filename, md5) in enumerate(resources):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import hosting
 from core.inference.engine import predict_probs
 from core.inference.images import MAX_UPLOAD_BYTES, decode_many
 from core.inference.preprocess import REFERENCE_STATS, STYLE_BY_DATASET, Preprocessed, preprocess, variants
@@ -231,11 +232,22 @@ def blank_message(name: str, style: str) -> str:
     return f"{name}: nothing to predict, the image looks blank (no {_OBJECT[style]} found)"
 
 
+def request_problem(n_images: int, n_models: int) -> str | None:
+    """Why a Predict request of `n_images` images through `n_models` models (each explained and probed) is
+    refused, or None when it is within the limits."""
+    return (hosting.over_limit("images in one request", n_images, hosting.PREDICT_IMAGES)
+            or hosting.over_limit("models in one request", n_models, hosting.PREDICT_MODELS))
+
+
 def predict_files(models: Models, files: Sequence[tuple[str, bytes]], style: str, k: int = 3) -> list[FileResult]:
     """Decode, preprocess and predict each (name, bytes); a bad or blank file gets an error, the rest go on.
 
-    All good files are scored in one batch per model.
+    All good files are scored in one batch per model. More files or models than the request limits
+    (core.hosting: PREDICT_IMAGES, PREDICT_MODELS) are a ValueError before any is decoded.
     """
+    problem = request_problem(len(files), len(models))
+    if problem:
+        raise ValueError(problem)
     out: list[FileResult] = []
     for name, image, error in decode_many(list(files)):
         if error is not None:

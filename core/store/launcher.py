@@ -5,18 +5,26 @@
 processes) in a new session, so a Streamlit rerun, a closed tab or a restarted server never interrupts it.
 The child waits for a training slot (core.slots, $MNIST_STUDIO_MAX_CONCURRENT, default 1) and writes its
 queue position into status.json meanwhile. Its output goes to RUN_DIR/train.log.
+
+Every action takes an `actor` (core.store.guest.Actor): None is the single-user default, who may do
+everything; in guest mode a visitor trains within the budget (core.hosting) and may stop, resume or delete
+only the runs they started, which the checks here enforce whatever a page offers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from core import hosting
 from core.models.cost import model_problems
-from core.store import runs
+from core.store import guest, runs
 from core.store.paths import REPO_ROOT, runs_root
 from core.training.config import ConfigError, TrainConfig
 
@@ -67,10 +75,25 @@ def _launch(path: Path, resume: bool, nproc: int) -> None:
     runs.RunWriter(path).set_status("queued", pid=pid)  # a fresh writer re-reads what the child may have written
 
 
-def start_run(config: TrainConfig, name: str | None = None, nproc: int = 1) -> Path:
+@contextlib.contextmanager
+def _start_lock(root: Path):
+    """Serialise the check-then-create of starts (two tabs pressing Start at once see each other's runs): a lock on
+    the runs folder itself, so no file is written for it."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def start_run(config: TrainConfig, name: str | None = None, nproc: int = 1,
+              actor: guest.Actor | None = None) -> Path:
     """Create a run for `config` (named `name`, or time-dataset-model) and start training it; returns its path.
 
-    Raises ConfigError for invalid settings, RunNameError for a bad name, FileExistsError for a taken one.
+    Raises ConfigError for invalid settings or a run beyond the limits (the queue bound; in guest mode the
+    visitor's budget), RunNameError for a bad name, FileExistsError for a taken one.
     """
     config.validate()
     problems = model_kwargs_problems(config)
@@ -78,11 +101,29 @@ def start_run(config: TrainConfig, name: str | None = None, nproc: int = 1) -> P
         raise ConfigError(problems)
     train_command(Path("."), nproc=nproc)  # refuse a bad process count before creating anything
     root = runs_root()
-    path = runs.run_dir_for(name.strip() if name and name.strip() else
-                            runs.new_run_name(config.dataset, config.model, root), root)
-    runs.RunWriter.create(path, config.to_dict(), state="queued")
+    limited = hosting.is_limited(actor)
+    with _start_lock(root):
+        problems = [p for p in [hosting.queue_problem(root)] if p]
+        if limited:
+            problems += hosting.guest_start_problems(actor, config, nproc, root)
+        if problems:
+            raise ConfigError(problems)
+        path = runs.run_dir_for(name.strip() if name and name.strip() else
+                                runs.new_run_name(config.dataset, config.model, root), root)
+        runs.RunWriter.create(path, config.to_dict(), state="queued")
+        if limited:
+            guest.record_owner(path, actor, hosting.GUEST_SECONDS.value())
+    if limited:
+        guest.enforce_disk_cap(root, hosting.GUEST_DISK_MB.value() * 2**20)
     _launch(path, resume=False, nproc=nproc)
     return path
+
+
+def _authorize(path: Path, actor: guest.Actor | None) -> None:
+    """Refuse (NotYourRunError) a visitor's action on a run they did not start; a shipped run is read-only."""
+    runs.ensure_writable(path)
+    if actor is not None and hosting.guest_mode():
+        guest.check(actor, path)
 
 
 def can_resume(info: runs.RunInfo) -> str | None:
@@ -100,17 +141,17 @@ def can_resume(info: runs.RunInfo) -> str | None:
     return None
 
 
-def stop_run(path: Path) -> bool:
+def stop_run(path: Path, actor: guest.Actor | None = None) -> bool:
     """Ask a queued or running run to stop (it saves its progress and ends as `stopped`); False if not active,
-    ReadOnlyRunError for a shipped pretrained run."""
-    runs.ensure_writable(path)
+    ReadOnlyRunError for a shipped pretrained run, NotYourRunError for another visitor's run."""
+    _authorize(path, actor)
     if runs.read_run(Path(path)).state not in runs.ACTIVE_STATES:
         return False
     runs.request_stop(Path(path))
     return True
 
 
-def resume_run(path: Path, nproc: int | None = None) -> None:
+def resume_run(path: Path, nproc: int | None = None, actor: guest.Actor | None = None) -> None:
     """Continue a stopped, failed, diverged or interrupted run from its last.pt (queued like a new start); a run
     that ended before its first epoch (no last.pt) is started from the beginning."""
     path = Path(path)
@@ -118,15 +159,28 @@ def resume_run(path: Path, nproc: int | None = None) -> None:
     reason = can_resume(info)
     if reason:
         raise RuntimeError(f"run {path.name} cannot be resumed: {reason}")
+    _authorize(path, actor)
     nproc = nproc or int(info.status.get("nproc") or 1)
+    with _start_lock(path.parent):
+        problems = [p for p in [hosting.queue_problem(path.parent)] if p]
+        if hosting.is_limited(actor) and hosting.runs_left(actor, path.parent) <= 0:
+            problems.append("you already have as many runs training or waiting as a visitor may")
+        if problems:
+            raise RuntimeError(f"run {path.name} cannot be resumed now: {'; '.join(problems)}")
+        _resume(path, nproc)
+
+
+def _resume(path: Path, nproc: int) -> None:
     resume = (path / "last.pt").is_file()
     train_command(path, resume, nproc)
     runs.clear_stop_request(path)
     _launch(path, resume=resume, nproc=nproc)
 
 
-def delete_run(path: Path) -> None:
-    """Delete a finished user run (refused for an active run, a pretrained one, or anything else)."""
+def delete_run(path: Path, actor: guest.Actor | None = None) -> None:
+    """Delete a finished user run (refused for an active run, a pretrained one, another visitor's, or anything
+    else)."""
+    _authorize(Path(path), actor)
     runs.delete_run(Path(path))
 
 

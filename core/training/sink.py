@@ -7,13 +7,14 @@ progress bar). `NullSink` (every other rank, and processes that write no run) do
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.store import atomic, events, runs
+from core.store import atomic, events, guest, runs
 from core.store.checkpoint import save_checkpoint
 
 Listener = Callable[[dict], None]
@@ -59,6 +60,8 @@ class RunSink(NullSink):
 
     def __init__(self, writer: runs.RunWriter, listeners: Iterable[Listener] = ()):
         self.writer, self.path = writer, writer.path
+        self.time_limit = guest.time_limit(self.path)  # a guest run's seconds per start (owner.json), else None
+        self._first_check: float | None = None
         self.listeners = [listener for listener in listeners if listener is not None]
 
     def emit(self, kind: str, notify: bool = True, **fields) -> dict:
@@ -84,6 +87,12 @@ class RunSink(NullSink):
         atomic.write_json(self.path / "summary.json", summary)
 
     def stop_requested(self) -> bool:
+        """A stop was asked for, or a guest run has trained for its time limit (counted from the first check)."""
+        if self.time_limit is not None:
+            now = time.monotonic()
+            self._first_check = self._first_check or now
+            if now - self._first_check > self.time_limit:
+                return True
         return runs.stop_requested(self.path)
 
     def start_heartbeat(self) -> None:
