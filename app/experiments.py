@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.datasets import data_missing_notice, dataset_picker
+from app.components.visitor import current_actor
 from core.experiments import report as reports
 from core.experiments import store, worker
 from core.experiments.ready import READY
@@ -27,6 +28,7 @@ from core.views import experiments as xv
 NEW, WATCH = VIEWS = ("New experiment", "Watch and results")
 VIEW_KEY = "exp_view"
 SHOWN = "exp_name"  # the experiment the Watch tab shows
+GUEST_NOTE = "on this shared server only its owner starts, stops or resumes experiments (sign in from the sidebar)"
 LEADERBOARD_ROWS = 10
 GRID_HELP = ("One field per line, FIELD=V1,V2,...: any Train setting (lr=0.001,0.01) or a model argument "
              "(model.dropout=0,0.25). Every combination is one run.")
@@ -58,8 +60,24 @@ def estimate_text(spec: ExperimentSpec) -> str:
     return text
 
 
+def may_run_experiments() -> bool:
+    """Experiments start many runs at once: in guest mode only the signed-in owner starts, stops or resumes them."""
+    actor = current_actor()
+    return actor is None or actor.is_owner
+
+
+def refused(action: str) -> bool:
+    """Refuse a forced callback of a visitor who may not run experiments (the buttons are disabled too)."""
+    if may_run_experiments():
+        return False
+    st.session_state["exp_message"] = ("error", f"Not {action}: {GUEST_NOTE}")
+    return True
+
+
 def launch(spec: ExperimentSpec, workers: int) -> None:
     """Create the experiment, start its workers and show it (a button callback)."""
+    if refused("started"):
+        return
     try:
         store.create_experiment(spec)
         worker.start_workers(spec.name, workers)
@@ -85,6 +103,8 @@ def ready_made() -> None:
     st.caption("Each reproduces a reference project. **Quick** trains on a subset for two epochs (minutes); "
                "**full** uses all the data and the published epochs. Every configuration is repeated with "
                "other seeds, so every effect gets an error bar.")
+    if not may_run_experiments():
+        st.info(f"You can watch every experiment here, but {GUEST_NOTE}.")
     st.session_state.setdefault("exp_ready_dataset", "fashion-mnist")  # where the reference projects' gaps lie
     dataset = dataset_picker("exp_ready_dataset")
     data_missing_notice(dataset)
@@ -98,6 +118,7 @@ def ready_made() -> None:
                 spec = ready.spec(dataset, quick=quick)
                 col.markdown(estimate_text(spec))
                 col.button(f"Start {ready.title} ({variant})", key=f"exp_ready_{key}_{variant}",
+                           disabled=not may_run_experiments(),
                            type="primary" if quick else "secondary", on_click=launch,
                            args=(spec, int(st.session_state.get("exp_ready_workers") or 1)))
     workers_field("exp_ready_workers")
@@ -138,7 +159,8 @@ def custom_form() -> None:
         spec = None
     if spec is not None:
         st.markdown(estimate_text(spec))
-    st.button("Start experiment", type="primary", key="exp_start", disabled=spec is None, on_click=launch,
+    st.button("Start experiment", type="primary", key="exp_start", on_click=launch,
+              disabled=spec is None or not may_run_experiments(),
               args=(spec, workers))
 
 
@@ -216,10 +238,13 @@ def live(name: str) -> None:
 
 
 def stop(name: str) -> None:
-    store.request_stop(name)
+    if not refused("stopped"):
+        store.request_stop(name)
 
 
 def resume(name: str, workers: int) -> None:
+    if refused("resumed"):
+        return
     try:
         store.clear_stop(name)
         worker.start_workers(name, workers)
@@ -228,6 +253,8 @@ def resume(name: str, workers: int) -> None:
 
 
 def confirm(name: str) -> None:
+    if refused("started"):
+        return
     try:
         follow_up = reports.confirm_top(name, k=3, seeds=3)
         worker.start_workers(follow_up, 1)
@@ -277,6 +304,7 @@ def results(name: str, report: dict, spec: ExperimentSpec) -> None:
     st.markdown(xv.best_text(report))
     if spec.sampler != "grid":
         st.button("Confirm the top 3 with 3 seeds", key="exp_confirm", on_click=confirm, args=(name,),
+                  disabled=not may_run_experiments(),
                   help="a new grid experiment: the three best configurations, each trained with seeds 0, 1, 2")
     with st.expander("All trials, Compare and export"):
         leaderboard_table(report, "exp_all_trials", limit=None)
@@ -322,12 +350,12 @@ def watch() -> None:
     training = live_trials(report)
     cols = st.columns(3)
     cols[0].button("Stop", key="exp_stop", on_click=stop, args=(name,),
-                   disabled=not unfinished or store.stop_requested(name),
+                   disabled=not unfinished or store.stop_requested(name) or not may_run_experiments(),
                    help="the running trials stop as `stopped`; nothing queued starts")
     resume_workers = cols[2].number_input("Workers", min_value=1, max_value=max_concurrent(), value=1,
                                           key="exp_resume_workers")
     cols[1].button("Resume", key="exp_resume", on_click=resume, args=(name, int(resume_workers)),
-                   disabled=not unfinished or training > 0,
+                   disabled=not unfinished or training > 0 or not may_run_experiments(),
                    help="start workers again: queued trials run, an interrupted trial is queued again")
     st.session_state["exp_drawn"] = (name, counts)  # before the live view compares against it
     if training or unfinished and not store.stop_requested(name):

@@ -148,3 +148,13 @@ def test_a_search_shows_importances_and_confirms_its_top_three_with_three_seeds(
     follow_up = experiment_store.load_spec("page-search-confirm")
     assert follow_up.n_trials() == 9 and widget(at, "exp_name").value == "page-search-confirm"
     assert widget(at, "exp_name").options == ["page-search-confirm", "page-search"]  # newest first
+
+
+def test_in_guest_mode_a_visitor_may_watch_experiments_but_not_start_them(experiments, monkeypatch):
+    monkeypatch.setenv("MNIST_STUDIO_MODE", "guest")
+    at = open_page("app/experiments.py")
+    assert not at.exception
+    assert "only its owner starts, stops or resumes experiments" in texts(at, "info")
+    starts = [b for b in at.button if b.key and (b.key == "exp_start" or b.key.startswith("exp_ready_"))]
+    assert starts and all(b.disabled for b in starts)
+    assert experiment_store.list_experiments() == []
