@@ -117,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ExperimentError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a database that cannot be reached or refuses us: one line, no traceback
+        if not type(err).__module__.startswith(("sqlalchemy", "psycopg")):
+            raise
+        print(f"error: storage: cannot use the database ({type(err).__name__}: {str(err).splitlines()[0]})",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: the running trial is queued again; --join resumes", file=sys.stderr)
         return 130

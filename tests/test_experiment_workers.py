@@ -9,8 +9,10 @@ import sys
 from core import sweep
 from core.experiments import report
 from core.experiments import store as experiment_store
+from core.experiments import worker as worker_module
 from core.experiments.spec import ExperimentSpec
-from core.store import runs
+from core.experiments.store import experiments_root
+from core.store import launcher, runs
 from tests.conftest import REPO, tiny_config, wait_for
 
 
@@ -34,10 +36,11 @@ def starts(run_dir):
 
 
 def two_workers_finish_together(name, runs_root, storage=None):
+    """Start two `--join` workers as the page does (start_workers) and check the six trials ran once each."""
     create(name, {"lr": ["0.003", "0.002", "0.001"]}, repeats=2, storage=storage, epochs=2, limit_batches=4)
-    procs = [worker(name), worker(name)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    pids = worker_module.start_workers(name, 2)
+    wait_for("both workers to finish", lambda: not any(runs.pid_alive(p) for p in pids), timeout=300)
+    outputs = (experiments_root() / name / "workers.log").read_text()
     result = report.report(name)
     assert result["counts"]["complete"] == 6 and len(result["trials"]) == 6, outputs  # no trial beyond the six
     assert run_names(runs_root) == [f"{name}-t00{i}" for i in range(6)]
@@ -45,9 +48,7 @@ def two_workers_finish_together(name, runs_root, storage=None):
     assert sorted((t["params"]["lr"], t["params"]["seed"]) for t in result["trials"]) == \
         sorted((lr, s) for lr in (0.003, 0.002, 0.001) for s in (0, 1))
     _, study = report.open_study(name)
-    pids = {t.user_attrs["worker_pid"] for t in study.get_trials()}
-    assert pids <= {p.pid for p in procs}
-    return pids
+    assert {t.user_attrs["worker_pid"] for t in study.get_trials()} <= set(pids)
 
 
 def test_two_workers_on_the_journal_file_finish_the_trials_together(experiments, store, monkeypatch):
@@ -62,7 +63,7 @@ def first_epoch_of(run_dir):
 
 
 def test_a_killed_worker_loses_nothing_and_join_finishes_the_study(experiments, store, capsys):
-    create("crash", {"epochs": ["30", "1"]}, limit_batches=2)
+    create("crash", {"epochs": ["15", "1"]}, limit_batches=1)
     proc = worker("crash")
     first_epoch_of(store / "crash-t000")
     os.kill(proc.pid, signal.SIGKILL)
@@ -71,15 +72,15 @@ def test_a_killed_worker_loses_nothing_and_join_finishes_the_study(experiments, 
     assert sweep.main(["--name", "crash", "--join"]) == 0
     result = report.report("crash")
     assert {t["number"]: t["state"] for t in result["trials"]} == {0: "failed", 1: "complete", 2: "complete"}
-    assert result["trials"][2]["params"] == result["trials"][0]["params"] == {"epochs": 30}  # queued again
+    assert result["trials"][2]["params"] == result["trials"][0]["params"] == {"epochs": 15}  # queued again
     killed = runs.read_run(store / "crash-t000")
     assert killed.state == "failed" and killed.status.get("interrupted")
-    assert runs.read_run(store / "crash-t002").summary["epochs"] == 30
+    assert runs.read_run(store / "crash-t002").summary["epochs"] == 15
     assert "marked interrupted and queued again" in capsys.readouterr().err
 
 
 def test_stop_ends_the_running_trial_as_stopped_and_join_resumes(experiments, store):
-    create("halt", {"epochs": ["30", "1"]}, limit_batches=2)
+    create("halt", {"epochs": ["15", "1"]}, limit_batches=1)
     proc = worker("halt")
     first_epoch_of(store / "halt-t000")
     experiment_store.request_stop("halt")
@@ -89,9 +90,11 @@ def test_stop_ends_the_running_trial_as_stopped_and_join_resumes(experiments, st
     assert runs.read_run(store / "halt-t000").state == "stopped"
     counts = report.report("halt")["counts"]
     assert (counts["stopped"], counts["queued"], counts["complete"]) == (1, 2, 0)
+    assert report.report("halt")["state"] == "stopped"
     assert sweep.main(["--name", "halt", "--join"]) == 0  # resumes: the stop is cleared
     result = report.report("halt")
     assert [t["state"] for t in result["trials"]] == ["stopped", "complete", "complete"]
+    assert result["state"] == "finished" and not result["stop_requested"]
     assert result["trials"][2]["params"] == result["trials"][0]["params"]  # the stopped trial, queued again
 
 
@@ -103,6 +106,8 @@ def test_the_median_pruner_ends_a_weak_trial_as_pruned(experiments, store):
     pruned = runs.read_run(store / "prune-t002")
     epochs = [e for e in runs.read_metrics(pruned.path)[0] if e["type"] == "epoch"]
     assert pruned.state == "pruned" and 1 <= len(epochs) < 20 and pruned.has_weights
+    assert [e["state"] for e in runs.read_metrics(pruned.path)[0] if e["type"] == "end"][-1] == "pruned"
+    assert "pruned" in launcher.can_resume(pruned)
     assert result["counts"]["pruned"] == 1 and result["best"]["number"] in (0, 1)
 
 

@@ -3,6 +3,7 @@
 import json
 import math
 import statistics
+import time
 
 import pytest
 from scipy import stats
@@ -61,6 +62,8 @@ def test_bad_space_text_is_refused_naming_the_field(text, field):
     ({"sampler": "random", "trials": 5, "space": {"epochs": (1.5, 3.0, False)}}, "epochs"),
     ({"sampler": "tpe", "trials": 500, "space": {"lr": (0.01, 0.1, True)}}, "trials"),
     ({"grid": {"lr": ["0.1"]}, "storage": "mysql://x"}, "storage"),
+    ({"grid": {"lr": ["0.1"]}, "trials": 3}, "trials"),
+    ({"sampler": "random", "trials": 3, "space": {"lr": (0.01, 0.1, True)}, "repeats": 2}, "repeats"),
     ({"name": "../up", "grid": {"lr": ["0.1"]}}, "name"),
     ({"base": {**BASE, "val_fraction": 0.0}, "grid": {"lr": ["0.1"]}}, "val_fraction"),
 ])
@@ -170,6 +173,38 @@ def test_a_tpe_search_reports_importances_and_confirm_top_queues_its_best_with_s
     spec = experiment_store.load_spec(follow)
     assert spec.n_trials() == 4 and spec.points == [t["params"] for t in top]
     assert {(p["lr"], p["seed"]) for p in spec.grid_points()} == {(t["params"]["lr"], s) for t in top for s in (0, 1)}
-    assert report.report(follow)["counts"]["queued"] == 4
+    assert report.report(follow)["counts"]["queued"] == 4 and report.report(follow)["state"] == "queued"
     estimate = report.estimate(spec)
     assert estimate["runs"] == 4 and estimate["seconds"] > 0
+
+
+def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queued_again(experiments, store):
+    from core.experiments import worker
+
+    experiment_store.create_experiment(spec(name="far", grid={"lr": ["0.1", "0.01"]}))
+    checked, study = worker.open_study("far")
+    trial = worker.claim_trial(study)
+    trial.set_user_attr("worker_host", "another-machine")
+    trial.set_user_attr("run", "far-t000")
+    params = worker.suggest_params(checked, trial)
+    runs.RunWriter.create(store / "far-t000", checked.trial_config(params).to_dict(), state="running")
+    trial.set_user_attr("heartbeat", time.time() - 5)
+    assert worker.recover_interrupted(study) == [] and worker.claim_trial(study).number == 1  # alive: left alone
+    trial.set_user_attr("heartbeat", time.time() - worker.ORPHAN_AFTER_SECONDS - 5)
+    assert worker.recover_interrupted(study) == [0]
+    assert worker.recover_interrupted(study) == []  # recovered once
+    rows = report.trial_rows(study)
+    assert [(r["number"], r["state"]) for r in rows] == [(0, "failed"), (1, "running"), (2, "queued")]
+    assert rows[2]["params"] == rows[0]["params"] == {"lr": 0.1}
+    assert runs.read_run(store / "far-t000").status.get("interrupted")
+
+
+def test_start_workers_is_bounded_by_the_training_slots_and_refuses_unknown_experiments(experiments, monkeypatch):
+    from core.experiments.worker import start_workers
+
+    monkeypatch.setenv("MNIST_STUDIO_MAX_CONCURRENT", "2")
+    with pytest.raises(ValueError, match="workers: a whole number from 1 to 2"):
+        start_workers("any", 3)
+    with pytest.raises(FileNotFoundError):
+        start_workers("nosuch", 1)
+    assert not experiments.exists() or not any(experiments.iterdir())

@@ -139,17 +139,28 @@ def best_trial(rows: list[dict]) -> dict:
     return dict(max(done, key=lambda r: (r["val_acc"], -r["number"]))) if done else {}
 
 
+def experiment_state(counts: dict, stop_requested: bool) -> str:
+    """running (a trial runs) | stopped (a stop was asked) | finished (nothing queued) | queued (waits for a worker)."""
+    if counts["running"]:
+        return "running"
+    if stop_requested:
+        return "stopped"
+    return "queued" if counts["queued"] else "finished"
+
+
 def report(name: str) -> dict:
     """The whole report of experiment `name` (the `--report --json` object)."""
     spec, study = open_study(name)
     rows = trial_rows(study)
     counts = {key: sum(r["state"] == key for r in rows) for key in COUNT_KEYS}
     found = effects(spec, rows)
+    stopping = store.stop_requested(name)
     varied = [k for k in spec.varied() if k in found] if spec.sampler == "grid" else list(spec.space)
     return {"name": spec.name, "sampler": spec.sampler, "n_trials": spec.n_trials(), "trials": rows,
             "counts": counts, "effects": found, "sentences": sentences(spec, found),
             "importances": importances(spec, study), "best": best_trial(rows),
-            "base": {k: spec.base_value(k) for k in varied}, "stop_requested": store.stop_requested(name)}
+            "base": {k: spec.base_value(k) for k in varied}, "stop_requested": stopping,
+            "state": experiment_state(counts, stopping)}
 
 
 # ---- before starting, and after ------------------------------------------------------------------

@@ -192,8 +192,10 @@ class ExperimentSpec:
         return self
 
     def _validate_grid(self) -> None:
-        if self.space or self.trials:
-            raise ExperimentError("space: a grid takes --grid values, not --space ranges or --trials")
+        if self.space:
+            raise ExperimentError("space: a grid takes --grid values; ranges need --sampler random or tpe")
+        if self.trials:
+            raise ExperimentError("trials: a grid runs every combination; --trials is for random or tpe")
         if not self.grid and not self.points and self.repeats == 1:
             raise ExperimentError("grid: give at least one FIELD=V1,V2 (or --repeats above 1)")
         if not isinstance(self.points, list) or len(self.points) > MAX_TRIALS:
@@ -238,8 +240,10 @@ class ExperimentSpec:
         return getattr(config, name)
 
     def _validate_search(self) -> None:
-        if self.grid or self.points or self.repeats != 1:
-            raise ExperimentError("grid: a random or tpe search takes --space ranges, not --grid or --repeats")
+        if self.grid or self.points:
+            raise ExperimentError("grid: a random or tpe search takes --space ranges, not --grid values")
+        if self.repeats != 1:
+            raise ExperimentError("repeats: seeds as an axis are for grids; a search samples the seed it is given")
         if not self.space:
             raise ExperimentError("space: give at least one FIELD=LOW:HIGH[:log]")
         trials = self.trials

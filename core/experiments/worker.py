@@ -5,7 +5,8 @@ config.json carrying `"experiment": {"name", "trial"}`. A monitor thread per tri
 events: it reports validation accuracy to Optuna for the median pruner (and asks the run to stop when the
 pruner says so, the run then ending as `pruned`), and passes an experiment stop on to the run.
 A worker that dies leaves its trial RUNNING in the study; the next worker to look finds its process gone
-(or its run's heartbeat stale), marks the trial failed (interrupted) and queues the same parameters again.
+(on the same machine) or the trial's heartbeat in the study stale (another machine: the monitor refreshes it),
+marks the trial failed (interrupted) and queues the same parameters again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from core.store.slots import max_concurrent
 from core.training.loop import run
 
 MONITOR_SECONDS = 0.2
-UNCLAIMED_STALE_SECONDS = 120.0  # a RUNNING trial with no worker recorded after this long was orphaned
+HEARTBEAT_SECONDS = 10.0  # a worker refreshes its trial's heartbeat in the study this often
+ORPHAN_AFTER_SECONDS = 60.0  # a trial of another machine whose heartbeat is this old lost its worker
 WORKER_LOG = "workers.log"
 
 
@@ -86,16 +88,13 @@ def claim_trial(study: optuna.Study) -> optuna.Trial | None:
 
 
 def _orphaned(frozen: optuna.trial.FrozenTrial, now: float) -> bool:
-    """True when a RUNNING trial's worker is gone: its process (this host) or its run's heartbeat."""
+    """True when a RUNNING trial's worker is gone: its process (on this host), else its heartbeat in the study
+    (another machine, whose runs this one may not see) older than ORPHAN_AFTER_SECONDS."""
     host, pid = frozen.user_attrs.get("worker_host"), frozen.user_attrs.get("worker_pid")
     if host == socket.gethostname() and pid:
         return not runs.pid_alive(int(pid))
-    name = frozen.user_attrs.get("run")
-    if name:
-        status = runs.read_json(runs.run_dir_for(name) / "status.json")
-        return status is not None and bool(runs.effective_status(status, now).get("interrupted"))
     started = frozen.datetime_start.timestamp() if frozen.datetime_start else now
-    return pid is None and now - started > UNCLAIMED_STALE_SECONDS
+    return now - float(frozen.user_attrs.get("heartbeat") or started) > ORPHAN_AFTER_SECONDS
 
 
 def recover_interrupted(study: optuna.Study) -> list[int]:
@@ -126,7 +125,8 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 # ---- one trial ---------------------------------------------------------------------------------
 class TrialMonitor(threading.Thread):
-    """Watches a running trial: reports epochs to the pruner, stops the run on prune or experiment stop."""
+    """Watches a running trial: beats its heartbeat in the study, reports epochs to the pruner, stops the run on
+    prune or experiment stop."""
 
     def __init__(self, experiment: str, trial: optuna.Trial, run_dir: Path, prune: bool):
         super().__init__(name=f"trial-monitor-{trial.number}", daemon=True)
@@ -134,9 +134,13 @@ class TrialMonitor(threading.Thread):
         self.pruned = self.stopped_by_experiment = False
         self._done = threading.Event()
         self._reported = 0
+        self._beat = 0.0
 
     def run(self) -> None:
         while not self._done.wait(MONITOR_SECONDS):
+            if time.time() - self._beat > HEARTBEAT_SECONDS:
+                self._beat = time.time()
+                self.trial.set_user_attr("heartbeat", self._beat)
             self.check()
 
     def check(self) -> None:
@@ -220,8 +224,10 @@ def run_trial(spec: ExperimentSpec, study: optuna.Study, trial: optuna.Trial) ->
         study.tell(trial, float(summary["best_val_acc"]))
         return state
     if state == "stopped" and monitor.pruned:
-        runs.RunWriter(run_dir).set_status("pruned", hint="The experiment's median pruner stopped this trial: its "
-                                                          "validation accuracy trailed the median of earlier trials.")
+        writer = runs.RunWriter(run_dir)
+        writer.log({"type": "end", "state": "pruned", "epoch": summary.get("epochs") if summary else None})
+        writer.set_status("pruned", hint="The experiment's median pruner stopped this trial: its validation "
+                                         "accuracy trailed the median of earlier trials at the same epoch.")
         trial.set_user_attr("state", "pruned")
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned"

@@ -115,7 +115,7 @@ def can_resume(info: runs.RunInfo) -> str | None:
     if info.state == "completed":
         return "it has completed"
     if info.state == "pruned":
-        return "its experiment pruned it (start a new run to train these settings longer)"
+        return "its experiment pruned it (a weak trial; the experiment's other trials carry on)"
     return None
 
 
