@@ -41,10 +41,8 @@ def cached_estimate(spec_without_name: str) -> tuple[dict, list[str]]:
     """The estimate of a spec, and the models it had no measured speed for (it reads every finished run's
     speed, so the ready-mades share it for a minute)."""
     spec = ExperimentSpec.from_dict({**json.loads(spec_without_name), "name": "estimate"})
-    models = sorted({spec.trial_config(point).model for point in spec.grid_points()} if spec.sampler == "grid"
-                    else {spec.base["model"]})
-    unmeasured = [m for m in models if reports.measured_images_per_second(m, spec.dataset) is None]
-    return reports.estimate(spec), unmeasured
+    guess = reports.estimate(spec)
+    return guess, guess["unmeasured"]
 
 
 def estimate_text(spec: ExperimentSpec) -> str:
@@ -56,7 +54,8 @@ def estimate_text(spec: ExperimentSpec) -> str:
     text = f"**{runs_count} run{'s' if runs_count != 1 else ''}** · about " \
            f"**{progress.format_duration(guess['seconds']) or '0s'}** with one worker"
     if unmeasured:
-        text += f" (a first guess: no run of {', '.join(unmeasured)} has finished here yet to time it)"
+        text += (f" (a first guess: no run of {', '.join(unmeasured)} has been timed yet, so its speed is scaled "
+                 "from a shipped model's by multiply-adds)")
     return text
 
 

@@ -18,12 +18,15 @@ from scipy import stats
 from core.experiments import store
 from core.experiments.spec import MODEL_PREFIX, ExperimentSpec
 from core.experiments.worker import open_study, trial_params
+from core.models.cost import estimate_cost
 from core.store import runs
 
 COUNT_KEYS = ("complete", "running", "queued", "pruned", "failed", "stopped")
 DEFAULT_IMAGES_PER_SECOND = 2000.0  # a small CNN on 2 CPU cores, when no run of the model was measured
 TRIAL_OVERHEAD_SECONDS = 1.0
 TRAIN_IMAGES = 60000
+TEST_IMAGES = 10000
+EVAL_SPEEDUP = 3.0  # a forward pass costs about a third of a training step (forward, backward, update) per image
 
 
 def trial_state(frozen: optuna.trial.FrozenTrial) -> str:
@@ -164,30 +167,60 @@ def report(name: str) -> dict:
 
 
 # ---- before starting, and after ------------------------------------------------------------------
-def measured_images_per_second(model: str, dataset: str) -> float | None:
-    """Median training speed of finished runs of `model` on `dataset` in the run store, or None."""
+def measured_images_per_second(model: str, dataset: str, include_pretrained: bool = False) -> float | None:
+    """Median training speed (images/s over whole epochs) of finished runs of `model` on `dataset`, or None."""
     speeds = []
-    for info in runs.list_runs(include_pretrained=False):
+    for info in runs.list_runs(include_pretrained=include_pretrained):
         if info.model == model and info.dataset == dataset and info.state == "completed":
             events, _ = runs.read_metrics(info.path)
             speeds += [e["images_per_sec"] for e in events if e["type"] == "epoch" and e.get("images_per_sec")]
     return statistics.median(speeds) if speeds else None
 
 
+def _macs(model: str, kwargs: dict) -> int | None:
+    try:
+        return estimate_cost(model, **kwargs).macs or None
+    except Exception:  # noqa: BLE001 - an estimate never fails: an unbuildable model was refused before this
+        return None
+
+
+def training_speed(model: str, kwargs: dict, dataset: str) -> tuple[float, bool]:
+    """(images/s, measured?): this machine's runs of the model, else the shipped runs of it, else the shipped
+    run whose multiply-adds per image are nearest, scaled by the ratio of multiply-adds (a first guess)."""
+    speed = measured_images_per_second(model, dataset) or measured_images_per_second(model, dataset, True)
+    if speed:
+        return speed, True
+    macs = _macs(model, kwargs)
+    references = []
+    for info in runs.list_runs(include_pretrained=True, dataset=dataset):
+        ref_speed = measured_images_per_second(info.model, dataset, True) if info.source == "pretrained" else None
+        ref_macs = _macs(info.model, (info.config or {}).get("model_kwargs") or {}) if ref_speed else None
+        if ref_speed and ref_macs:
+            distance = abs(math.log(ref_macs / macs)) if macs else 0.0
+            references.append((distance, ref_speed * ref_macs / (macs or ref_macs)))
+    return (min(references)[1], False) if references else (DEFAULT_IMAGES_PER_SECOND, False)
+
+
 def estimate(spec: ExperimentSpec) -> dict:
-    """{runs, seconds}: the number of trials and a duration from measured images/second (one worker)."""
+    """{runs, seconds, unmeasured}: the number of trials and a duration for one worker, from the training speed
+    of each model (training images x epochs, plus validation every epoch and the test set at the end, which
+    run forward only, about EVAL_SPEEDUP times faster per image), and the models whose speed is a guess."""
     seconds = 0.0
     points = spec.grid_points() if spec.sampler == "grid" else [{}] * spec.n_trials()
-    speeds: dict[tuple, float] = {}
+    speeds: dict[str, tuple[float, bool]] = {}
     for point in points:
         config = spec.trial_config(point)
-        key = (config.model, config.dataset)
+        key = json.dumps([config.model, config.model_kwargs], sort_keys=True)
         if key not in speeds:
-            speeds[key] = measured_images_per_second(*key) or DEFAULT_IMAGES_PER_SECOND
-        train = config.subset or TRAIN_IMAGES * (1 - config.val_fraction)
+            speeds[key] = training_speed(config.model, config.model_kwargs, config.dataset)
+        speed = speeds[key][0]
+        val = TRAIN_IMAGES / config.folds if config.folds > 1 else TRAIN_IMAGES * config.val_fraction
+        train = config.subset or TRAIN_IMAGES - val
         per_epoch = min(train, config.limit_batches * config.batch_size) if config.limit_batches else train
-        seconds += config.epochs * per_epoch / speeds[key] + TRIAL_OVERHEAD_SECONDS
-    return {"runs": len(points), "seconds": seconds}
+        evaluation = (config.epochs * val + TEST_IMAGES) / (speed * EVAL_SPEEDUP)
+        seconds += config.epochs * per_epoch / speed + evaluation + TRIAL_OVERHEAD_SECONDS
+    unmeasured = sorted({json.loads(k)[0] for k, (_, measured) in speeds.items() if not measured})
+    return {"runs": len(points), "seconds": seconds, "unmeasured": unmeasured}
 
 
 def confirm_top(name: str, k: int = 3, seeds: int = 3) -> str:
