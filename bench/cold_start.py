@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.components.warmup import WARMUP_ENV  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from tests.browser import chromium_browser, first_paint, new_page, streamlit_server, watch_first_paint  # noqa: E402
 
 TITLE = "mnist-studio"
@@ -57,16 +58,6 @@ CLICK_TO_TITLE = """
 })
 """
 
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def first_visit(browser, env: dict[str, str], script: Path | None = None) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.machine import cpu_model  # noqa: E402
 from core.data.datasets import is_available  # noqa: E402
 from core.experiments import store  # noqa: E402
 from core.experiments.spec import ExperimentSpec  # noqa: E402
@@ -33,17 +34,6 @@ from core.store import runs  # noqa: E402
 from core.store.paths import data_root  # noqa: E402
 from core.training.presets import get_preset  # noqa: E402
 from core.training.session import run  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def train_seconds(names: list[str]) -> float:
