@@ -114,3 +114,41 @@ def test_many_uploads_give_a_table_csv_and_one_line_per_bad_file(with_model):
     if with_model:
         assert table.loc[0, "pretrained/mnist-fast prediction"] == "7"
         assert at.metric[0].value == "1"
+
+
+def test_inside_the_network_walks_every_layer_to_the_softmax_and_opens_a_map(with_model):
+    import json
+
+    at = open_page("app/predict.py")
+    at.radio(key="predict_source").set_value("Upload").run()
+    at.file_uploader(key="predict_upload").set_value(("seven.png", png_bytes(seven_photo()), "image/png"))
+    at.run()
+    assert not at.exception and "Inside the network" in [s.value for s in at.subheader]
+    shown = texts(at)
+    assert "fixed whitening filters" in shown  # the fast net's stem is set from the data
+    headings = [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value]
+    assert headings[0].startswith("**1. conv 1→32 (4x4, stride 2)") and "`32 × 14 × 14`" in headings[0]
+    assert "global max pool" in headings[-3] and "logits" in headings[-2] and "softmax" in headings[-1]
+    charts = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")]
+    answer, *_, logits, softmax = charts  # the model's probabilities first, the inside section's bars last
+    assert softmax["x"] == logits["x"] == answer["x"] == [str(d) for d in range(10)]
+    np.testing.assert_allclose(softmax["y"], answer["y"], atol=1e-6)
+    assert not np.allclose(logits["y"], softmax["y"])
+
+    layer = at.selectbox(key="predict_upload_inside_layer")
+    index = int(next(o for o in layer.options if "maxpool" in o).split(".")[0]) - 1
+    layer.set_value(index).run()
+    at.number_input(key=f"predict_upload_inside_map_{index}").set_value(5).run()
+    assert not at.exception
+    captions = [c.value for c in at.caption] + [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert any(c.startswith("map 5 of maxpool 2x2: strongest at") for c in captions), captions
+    assert any("no filter of its own" in c for c in captions)
+    assert any("input patch it sees there" in c for c in captions)
+
+    # the last conv layer: on demand, the nine test images its chosen map fires on most
+    last = max(int(o.split(".")[0]) - 1 for o in layer.options if "conv" in o)
+    at.selectbox(key="predict_upload_inside_layer").set_value(last).run()
+    at.toggle(key="predict_upload_inside_top").set_value(True).run()
+    assert not at.exception
+    (grid,) = [e for e in at.get("image") if len(e.proto.imgs) == 9]
+    assert all(" · " in img.caption for img in grid.proto.imgs)

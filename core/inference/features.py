@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from core.data.datasets import normalise, to_unit_float
+from core.inference.saliency import colormap
 from core.models.registry import FastNet
 from core.store.checkpoint import LoadedModel
 
@@ -291,3 +292,40 @@ def channel_responses(loaded: LoadedModel, images: np.ndarray | torch.Tensor, st
 def top_images(responses: np.ndarray, channel: int, k: int = TOP_IMAGES) -> np.ndarray:
     """Indices of the k images whose response in `channel` is strongest, strongest first."""
     return np.argsort(-responses[:, channel], kind="stable")[:k]
+
+
+# --- pictures ---------------------------------------------------------------------------------
+
+_BLUE, _WHITE, _RED = np.array([33, 102, 172], np.float32), np.float32(247), np.array([178, 24, 43], np.float32)
+
+
+def diverging(values: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """Values -> RGB uint8 on a blue-white-red scale centred on zero, ±`limit` (default: the largest |value|)."""
+    v = np.asarray(values, np.float32)
+    t = np.clip(v / (limit or symmetric_limit(v)), -1.0, 1.0)[..., None]
+    rgb = np.where(t >= 0, _WHITE + (_RED - _WHITE) * t, _WHITE + (_BLUE - _WHITE) * -t)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def mosaic(maps: np.ndarray, columns: int, tile: int = 56, gap: int = 2, fill: float = np.nan) -> np.ndarray:
+    """Maps [C, H, W] as one [rows*(H'+gap), columns*(W'+gap)] picture, each map enlarged to about `tile`
+    pixels with crisp pixels; the gaps hold `fill`. Values are kept, so one colour scale serves the layer."""
+    maps = np.asarray(maps, np.float32)
+    count, height, width = maps.shape
+    factor = max(1, round(tile / height))
+    big = maps.repeat(factor, axis=1).repeat(factor, axis=2)
+    rows = -(-count // columns)
+    h, w = height * factor + gap, width * factor + gap
+    out = np.full((rows * h - gap, columns * w - gap), fill, np.float32)
+    for i, m in enumerate(big):
+        r, c = divmod(i, columns)
+        out[r * h:r * h + h - gap, c * w:c * w + w - gap] = m
+    return out
+
+
+def heat_picture(values: np.ndarray, top: float) -> np.ndarray:
+    """Activations (NaN = background) -> RGB uint8 on the inferno-like scale of 0..`top` (grey background)."""
+    v = np.asarray(values, np.float32)
+    rgb = colormap(np.nan_to_num(v, nan=0.0) / max(top, 1e-12))
+    rgb[np.isnan(v)] = 200
+    return rgb
