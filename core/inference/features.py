@@ -14,6 +14,7 @@ the recomposed logits equal the model's own.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -190,6 +191,11 @@ def _flow(loaded: LoadedModel, x: torch.Tensor, plan: list[Stage]) -> Iterator[t
         yield h
 
 
+def _last(outputs: Iterator[torch.Tensor]) -> torch.Tensor:
+    """The final output of a flow, dropping the earlier ones as it goes (a batch's maps are large)."""
+    return deque(outputs, maxlen=1)[0]
+
+
 def feature_maps(loaded: LoadedModel, x: np.ndarray | torch.Tensor) -> list[Layer]:
     """Every layer's output for one image x (28x28 in [0, 1]) in order, then the logits and the softmax.
 
@@ -284,8 +290,19 @@ def channel_responses(loaded: LoadedModel, images: np.ndarray | torch.Tensor, st
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            *_, h = _flow(loaded, _as_batch(images[start:start + batch_size]), plan)
+            h = _last(_flow(loaded, _as_batch(images[start:start + batch_size]), plan))
             out.append(h.float().amax(dim=(2, 3)) if h.ndim == 4 else h.float())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def penultimate_features(loaded: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """What the last layer (the logits) reads, for each image: float32 [N, D], one batched pass."""
+    plan = stages(loaded.model)[:-1]
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            h = _last(_flow(loaded, _as_batch(images[start:start + batch_size]), plan))
+            out.append(h.float().flatten(1))
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
