@@ -152,3 +152,34 @@ def test_inside_the_network_walks_every_layer_to_the_softmax_and_opens_a_map(wit
     assert not at.exception
     (grid,) = [e for e in at.get("image") if len(e.proto.imgs) == 9]
     assert all(" · " in img.caption for img in grid.proto.imgs)
+
+
+def test_the_input_lands_on_the_runs_stored_map(store, monkeypatch, mnist_pretrained, tmp_path):
+    import json
+    import shutil
+
+    from core.analysis import projection
+    from core.data.datasets import load_split
+    from core.inference.features import penultimate_features
+    from core.inference.preprocess import preprocess
+    from core.store.checkpoint import load_model
+
+    root = tmp_path / "pretrained-with-map"
+    shutil.copytree(mnist_pretrained[0], root)
+    loaded = load_model(root / "mnist-fast")
+    images, labels = load_split("mnist", train=False, download=False)  # the tiny test set: 200 images
+    projection.save(loaded.path, projection.project_run(loaded, images.numpy(), labels.numpy(), methods=("pca",)))
+    monkeypatch.setenv("MNIST_STUDIO_PRETRAINED", str(root))
+    at = open_page("app/predict.py")
+    at.radio(key="predict_source").set_value("Upload").run()
+    photo = png_bytes(seven_photo())
+    at.file_uploader(key="predict_upload").set_value(("seven.png", photo, "image/png"))
+    at.run()
+    assert not at.exception and any("lands here" in m.value for m in at.markdown)
+    star = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith("-predict_upload_lands_chart"))
+                      .proto.spec)["data"][-1]
+    assert star["name"] == "your input"
+    from PIL import Image
+    x = preprocess(np.asarray(Image.open(io.BytesIO(photo)).convert("RGBA")), "digits").tensor_input
+    expected = projection.place(projection.load(loaded.path), "pca", penultimate_features(loaded, x)[0])
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], expected, rtol=1e-4, atol=1e-4)

@@ -8,7 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components.embedding import METHOD_TITLES, scatter
 from app.components.loading import cached_model, cached_split
+from core.analysis import projection
 from core.data.datasets import DataUnavailableError
 from core.data.stats import enlarge
 from core.inference import features
@@ -125,3 +127,36 @@ def inside_the_network(x: np.ndarray, models: dict[str, LoadedModel], key: str) 
             bar_strip(layer.values, labels, key=f"{key}_inside_bars_{i}")
     if any(layer.kind == "maps" for layer in layers):
         look_closer(x, layers, loaded, key)
+    lands_here(x, loaded, key)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the test images' features…")
+def _test_features(run_path: str, mtime: float, dataset: str) -> np.ndarray:
+    images, _ = cached_split(dataset, train=False)
+    return features.penultimate_features(cached_model(run_path), images)
+
+
+def lands_here(x: np.ndarray, loaded: LoadedModel, key: str) -> None:
+    """The input as a star on the run's stored map of its test images (when the run has one)."""
+    stored = projection.load(loaded.path)
+    if stored is None:
+        return
+    st.markdown("**Your input lands here** among the test images (the run's map from the Evaluate page)")
+    method = st.radio("Projection", list(stored.coords), format_func=METHOD_TITLES.get, horizontal=True,
+                      key=f"{key}_lands_method")
+    own = features.penultimate_features(loaded, x[None])[0]
+    test_features = None
+    if method == "umap":
+        try:
+            test_features = _test_features(str(loaded.path), runs.mtime(loaded.path / "best.pt"), loaded.dataset)
+        except DataUnavailableError:
+            st.info("Placing an input on the UMAP map needs the test images (see the Data page); PCA does not.")
+            return
+    spot = projection.place(stored, method, own, test_features)
+    fig = scatter(stored.coords[method], stored.labels, stored.preds, loaded.class_names,
+                  list(range(len(loaded.class_names))))
+    fig.add_trace(go.Scatter(x=[float(spot[0])], y=[float(spot[1])], mode="markers", name="your input",
+                             marker={"symbol": "star", "size": 20, "color": "black",
+                                     "line": {"color": "white", "width": 2}}))
+    fig.update_layout(height=420, dragmode="pan")
+    st.plotly_chart(fig, key=f"{key}_lands_chart")

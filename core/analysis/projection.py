@@ -65,8 +65,8 @@ def save(run_dir: Path, projection: Projection) -> Path:
     """Write the projection into the run directory atomically (readers never see half a file)."""
     path = Path(run_dir) / FILE_NAME
     coords = {f"coords_{m}": c.astype(np.float32) for m, c in projection.coords.items()}
-    write_npz(path, labels=projection.labels, preds=projection.preds, pca_mean=projection.pca_mean,
-              pca_axes=projection.pca_axes, **coords)
+    write_npz(path, labels=projection.labels.astype(np.uint8), preds=projection.preds.astype(np.uint8),
+              pca_mean=projection.pca_mean, pca_axes=projection.pca_axes, **coords)
     return path
 
 
@@ -76,7 +76,8 @@ def load(run_dir: Path) -> Projection | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             coords = {m: data[f"coords_{m}"] for m in METHODS if f"coords_{m}" in data}
-            return Projection(coords, data["labels"], data["preds"], data["pca_mean"], data["pca_axes"])
+            return Projection(coords, data["labels"].astype(np.int64), data["preds"].astype(np.int64),
+                              data["pca_mean"], data["pca_axes"])
     except (OSError, KeyError, ValueError):
         return None
 
@@ -134,3 +135,24 @@ def project_run(loaded, images: np.ndarray, labels: np.ndarray, methods=METHODS)
     x = torch.as_tensor(np.asarray(images)).float().div(255).reshape(-1, 1, 28, 28)
     preds = model_probs(loaded, x).argmax(axis=1)
     return compute(features, labels, preds, methods)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m core.analysis.projection RUN_DIR...: compute and store each run's projection."""
+    import argparse
+
+    from core.data.datasets import load_split
+    from core.store.checkpoint import load_model
+
+    parser = argparse.ArgumentParser(description="Store the PCA and UMAP maps of runs' test images.")
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        loaded = load_model(run)
+        images, labels = load_split(loaded.dataset, train=False, download=False)
+        print(save(run, project_run(loaded, images.numpy(), labels.numpy())), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
