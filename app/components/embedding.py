@@ -60,14 +60,14 @@ def embedding_section(info: RunInfo, names: list[str], labels: np.ndarray, image
                "keeps neighbours together). Colour = true class, crosses = misclassified. Select points or draw a "
                "lasso to see those images below.")
     path, mtime = str(info.path), runs.mtime(info.path / projection.FILE_NAME)
-    compute = bool(st.session_state.get("eval_map_compute"))
+    compute = st.session_state.get("eval_map_compute") == path and images is not None
     proj = _projection(path, mtime, compute, images, labels)
     if proj is None:
         if images is None:
             st.info("This run has no stored map yet, and making one needs the test images (see the Data page).")
         else:
             st.button("Compute the map for this run", key="eval_map_compute_button",
-                      on_click=lambda: st.session_state.update(eval_map_compute=True))
+                      on_click=lambda: st.session_state.update(eval_map_compute=path))
         return []
     if len(proj.labels) != len(labels) or (proj.labels != labels).any():
         st.warning("The stored map was made on a different test split than this run's outputs; not shown.")
