@@ -185,3 +185,10 @@ def test_the_images_a_last_conv_channel_fires_on_most():
         np.testing.assert_allclose(responses[i], alone.max(axis=(1, 2)), rtol=1e-4, atol=1e-5)
     top = features.top_images(responses, 4, k=9)
     assert len(top) == 9 and list(responses[top, 4]) == sorted(responses[:, 4], reverse=True)[:9]
+
+
+def test_a_residual_block_has_no_single_filter_of_its_own():
+    loaded = random_model("resnet18")
+    layers = features.feature_maps(loaded, an_image())
+    assert features.filter_weights(layers[0], 0).shape == (1, 3, 3)  # the stem conv
+    assert layers[1].name.startswith("residual block 1") and features.filter_weights(layers[1], 0) is None

@@ -61,6 +61,7 @@ class Stage:
     modules: list[nn.Module]
     run: Callable[[torch.Tensor], torch.Tensor]
     field: Field | None = None  # for layers that keep a spatial layout
+    own_filters: bool = True  # False for a residual block: its maps are a sum, not one conv's output
 
     @property
     def conv(self) -> nn.Conv2d | None:
@@ -167,7 +168,7 @@ def _resnet_stages(net: nn.Module) -> list[Stage]:
     for i, block in enumerate([b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer], 1):
         field_ = _advance(field_, [block.conv1, block.conv2])
         out.append(Stage(f"residual block {i}: {_describe(block.conv1)}, {_describe(block.conv2)}",
-                         [block.conv1, block.conv2], block, field_))
+                         [block.conv1, block.conv2], block, field_, own_filters=False))
     out.append(Stage("global average pool", [net.avgpool], lambda x: torch.flatten(net.avgpool(x), 1)))
     out.append(Stage(_describe(net.fc), [net.fc], net.fc))
     return out
@@ -232,8 +233,8 @@ def strongest_patch(layer: Layer, channel: int, image: np.ndarray) -> tuple[tupl
 def filter_weights(layer: Layer, channel: int) -> np.ndarray | None:
     """The conv filter that made map `channel`: [C_in, k, k] float32, or None for a layer without a conv."""
     conv = layer.stage.conv if layer.stage is not None else None
-    if conv is None or conv.out_channels != len(layer.values):
-        return None  # no conv, or a residual block whose maps come from a later conv
+    if conv is None or not layer.stage.own_filters:
+        return None
     return conv.weight[channel].detach().float().numpy().copy()
 
 
