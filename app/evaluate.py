@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from app.components.common import pick_run
 from app.components.datasets import data_missing_notice
+from app.components.embedding import embedding_section
 from app.components.loading import cached_split, cached_test_outputs
 from app.components.share import export_controls, import_box
 from app.components.tile_grid import tile_grid
@@ -192,6 +193,13 @@ cell_idx = analysis.cell_indices(labels, preds, true_c, pred_c, probs)
 st.markdown(f"**True {names[true_c]} predicted {names[pred_c]}**: {len(cell_idx)} test images"
             + (f", the {min(cell_limit, len(cell_idx))} most confident first" if len(cell_idx) else ""))
 tiles(ev.gallery_items(probs, labels, cell_idx[:cell_limit], names), images, "No test image falls in this cell.")
+
+# ---- where the test images land -----------------------------------------------------------------------
+selected = embedding_section(info, names, labels, images)
+if selected:
+    st.markdown(f"**{len(selected)}** test images selected on the map" + (", the first 24:" if len(selected) > 24
+                                                                           else ":"))
+    tiles(ev.gallery_items(probs, labels, selected[:24], names), images, "No image selected.")
 
 # ---- misclassified gallery ----------------------------------------------------------------------------
 st.subheader("Misclassified test images")

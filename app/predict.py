@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.datasets import dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
+from app.components.inside import inside_the_network
 from app.components.loading import cached_model, show_checkpoint_error
 from core import hosting
 from core.data.datasets import DATASETS
@@ -80,6 +82,8 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
     st.caption("Each preprocessing stage, done the way the dataset itself was made; the last is the 28x28 input.")
     stages = display_stages(image, pre)
     st.image([img for _, img in stages], caption=[name for name, _ in stages], width=96)
+
+    inside_the_network(np.asarray(x, np.float32).reshape(28, 28), models, key)
 
     st.subheader("Robustness probe")
     st.caption("The same input shifted, rotated, scaled and with thinner or thicker strokes; ✗ marks a changed answer.")

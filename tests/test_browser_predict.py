@@ -46,3 +46,24 @@ def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
         page.get_by_role("button", name="Reset canvas & history").click()
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
         assert page.get_by_test_id("stMetricValue").count() == 0
+
+
+def test_drawing_a_digit_and_opening_a_feature_map(store, mnist_pretrained):
+    root, _ = mnist_pretrained
+    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
+    with streamlit_server(env) as url, chromium_page() as page:
+        page.goto(f"{url}/predict")
+        canvas = page.locator("canvas.upper-canvas").first
+        canvas.wait_for(timeout=60_000)
+        box = canvas.bounding_box()
+        stroke(page, box, [(60, 50), (200, 50), (110, 240)])
+        page.get_by_text("Inside the network").wait_for(timeout=60_000)
+        page.get_by_text("softmax", exact=False).last.wait_for()
+        # open the first pooling layer's map 3: it is shown large with the input patch it sees
+        page.get_by_label("Look closer at layer").click()
+        page.get_by_role("option").filter(has_text="maxpool").first.click()
+        page.get_by_text("has no filter of its own").wait_for(timeout=60_000)
+        page.get_by_label("Feature map").fill("3")
+        page.get_by_label("Feature map").press("Enter")
+        page.get_by_text("map 3 of maxpool 2x2: strongest at").wait_for(timeout=60_000)
+        assert page.get_by_text("input patch it sees there").count() == 1

@@ -207,3 +207,26 @@ def test_unreadable_test_outputs_get_a_clear_message(store, content):
     at = open_page("app/evaluate.py")
     assert not at.exception
     assert "cannot be read" in at.error[0].value and not at.metric
+
+
+def test_the_map_of_the_test_images_is_computed_once_stored_and_filtered(confusable):
+    from core.analysis import projection
+
+    run = make_run(confusable, "fashion-run", dataset="fashion-mnist")
+    _, labels = runs.load_test_outputs(run)
+    at = open_page("app/evaluate.py")
+    assert not at.exception and "Where the test images land" in [s.value for s in at.subheader]
+    assert not (run / "projection.npz").exists()
+    at.button(key="eval_map_compute_button").click().run(timeout=300)
+    assert not at.exception
+    stored = projection.load(run)  # written into the run directory, for the next visit
+    assert stored is not None and stored.coords["umap"].shape == (len(labels), 2)
+    assert at.radio(key="eval_map_method").options == ["PCA", "UMAP"]
+    spec = chart(at, "eval_map_chart")
+    assert len(spec["data"]) == 10 and sum(len(array(t["x"])) for t in spec["data"]) == len(labels)
+    first = spec["data"][0]  # T-shirt/top, at its stored PCA coordinates
+    index = array(first["customdata"]).astype(int)
+    np.testing.assert_allclose(array(first["x"]), stored.coords["pca"][index, 0], rtol=1e-5)
+    assert any("overlap most" in m.value and " ↔ " in m.value for m in at.markdown)
+    at.multiselect(key="eval_map_classes").set_value([0, 6]).run()
+    assert [t["name"] for t in chart(at, "eval_map_chart")["data"]] == ["T-shirt/top", "Shirt"]

@@ -114,3 +114,72 @@ def test_many_uploads_give_a_table_csv_and_one_line_per_bad_file(with_model):
     if with_model:
         assert table.loc[0, "pretrained/mnist-fast prediction"] == "7"
         assert at.metric[0].value == "1"
+
+
+def test_inside_the_network_walks_every_layer_to_the_softmax_and_opens_a_map(with_model):
+    import json
+
+    at = open_page("app/predict.py")
+    at.radio(key="predict_source").set_value("Upload").run()
+    at.file_uploader(key="predict_upload").set_value(("seven.png", png_bytes(seven_photo()), "image/png"))
+    at.run()
+    assert not at.exception and "Inside the network" in [s.value for s in at.subheader]
+    shown = texts(at)
+    assert "fixed whitening filters" in shown  # the fast net's stem is set from the data
+    headings = [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value]
+    assert headings[0].startswith("**1. conv 1→32 (4x4, stride 2)") and "`32 × 14 × 14`" in headings[0]
+    assert "global max pool" in headings[-3] and "logits" in headings[-2] and "softmax" in headings[-1]
+    charts = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart") if "_lands_" not in c.proto.id]
+    answer, *_, logits, softmax = charts  # the model's probabilities first, the inside section's bars last
+    assert softmax["x"] == logits["x"] == answer["x"] == [str(d) for d in range(10)]
+    np.testing.assert_allclose(softmax["y"], answer["y"], atol=1e-6)
+    assert not np.allclose(logits["y"], softmax["y"])
+
+    layer = at.selectbox(key="predict_upload_inside_layer")
+    index = int(next(o for o in layer.options if "maxpool" in o).split(".")[0]) - 1
+    layer.set_value(index).run()
+    at.number_input(key=f"predict_upload_inside_map_{index}").set_value(5).run()
+    assert not at.exception
+    captions = [c.value for c in at.caption] + [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert any(c.startswith("map 5 of maxpool 2x2: strongest at") for c in captions), captions
+    assert any("no filter of its own" in c for c in captions)
+    assert any("input patch it sees there" in c for c in captions)
+
+    # the last conv layer: on demand, the nine test images its chosen map fires on most
+    last = max(int(o.split(".")[0]) - 1 for o in layer.options if "conv" in o)
+    at.selectbox(key="predict_upload_inside_layer").set_value(last).run()
+    at.toggle(key="predict_upload_inside_top").set_value(True).run()
+    assert not at.exception
+    (grid,) = [e for e in at.get("image") if len(e.proto.imgs) == 9]
+    assert all(" · " in img.caption for img in grid.proto.imgs)
+
+
+def test_the_input_lands_on_the_runs_stored_map(store, monkeypatch, mnist_pretrained, tmp_path):
+    import json
+    import shutil
+
+    from core.analysis import projection
+    from core.data.datasets import load_split
+    from core.inference.features import penultimate_features
+    from core.inference.preprocess import preprocess
+    from core.store.checkpoint import load_model
+
+    root = tmp_path / "pretrained-with-map"
+    shutil.copytree(mnist_pretrained[0], root)
+    loaded = load_model(root / "mnist-fast")
+    images, labels = load_split("mnist", train=False, download=False)  # the tiny test set: 200 images
+    projection.save(loaded.path, projection.project_run(loaded, images.numpy(), labels.numpy(), methods=("pca",)))
+    monkeypatch.setenv("MNIST_STUDIO_PRETRAINED", str(root))
+    at = open_page("app/predict.py")
+    at.radio(key="predict_source").set_value("Upload").run()
+    photo = png_bytes(seven_photo())
+    at.file_uploader(key="predict_upload").set_value(("seven.png", photo, "image/png"))
+    at.run()
+    assert not at.exception and any("lands here" in m.value for m in at.markdown)
+    star = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith("-predict_upload_lands_chart"))
+                      .proto.spec)["data"][-1]
+    assert star["name"] == "your input"
+    from PIL import Image
+    x = preprocess(np.asarray(Image.open(io.BytesIO(photo)).convert("RGBA")), "digits").tensor_input
+    expected = projection.place(projection.load(loaded.path), "pca", penultimate_features(loaded, x)[0])
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], expected, rtol=1e-4, atol=1e-4)
