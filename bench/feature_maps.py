@@ -22,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cold_start import cpu_model  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from core.inference.features import feature_maps  # noqa: E402
 from core.inference.predictor import model_probs  # noqa: E402
 from core.store.checkpoint import load_model  # noqa: E402
