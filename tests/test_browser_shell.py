@@ -4,7 +4,7 @@ from tests.browser import chromium_page, first_paint, streamlit_server, watch_fi
 
 pytestmark = pytest.mark.browser
 
-PAGE_TITLES = ["Home", "Train", "Data", "Evaluate", "Predict", "Compare"]
+PAGE_TITLES = ["Home", "Train", "Data", "Evaluate", "Predict", "Compare", "Experiments"]
 
 
 def test_the_first_visit_on_a_fresh_server_shows_the_home_title_and_only_page_titles_in_the_navigation(store):
