@@ -38,7 +38,8 @@ from bench.machine import cpu_model  # noqa: E402
 from tests.browser import chromium_browser, first_paint, new_page, streamlit_server, watch_first_paint  # noqa: E402
 
 TITLE = "mnist-studio"
-PAGES = {"train": "Train", "data": "Data", "evaluate": "Evaluate", "predict": "Predict", "compare": "Compare"}
+PAGES = {"train": "Train", "data": "Data", "evaluate": "Evaluate", "predict": "Predict", "compare": "Compare",
+         "experiments": "Experiments"}
 NAVIGATION = ["Home", *PAGES.values()]
 REFERENCE_APP = 'import streamlit as st\n\nst.title("reference")\n'
 TIMEOUT_MS = 120_000
