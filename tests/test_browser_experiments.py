@@ -48,4 +48,6 @@ def test_start_a_quick_ready_made_and_watch_it_to_its_effects(store, experiments
 
         page.get_by_text(re.compile(r"^Effects on validation accuracy")).wait_for(timeout=60_000)
         page.get_by_text(re.compile(r"model lenet5 instead of cnn2: [+-]\d+\.\d\d points")).wait_for()
-        assert grid_rows(page, 0) == total and grid_rows(page, 1) == 2  # leaderboard, then one row per model
+        # leaderboard, then one row per model (waited for: the grids are briefly absent while the page redraws)
+        wait_for("the leaderboard and the effects table",
+                 lambda: grid_rows(page, 0) == total and grid_rows(page, 1) == 2, timeout=60)
