@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser import chromium_page, streamlit_server
 
@@ -60,9 +61,19 @@ def test_drawing_a_digit_and_opening_a_feature_map(store, mnist_pretrained):
         page.get_by_text("Inside the network").wait_for(timeout=60_000)
         page.get_by_text("softmax", exact=False).last.wait_for()
         # open the first pooling layer's map 3: it is shown large with the input patch it sees
-        page.get_by_label("Look closer at layer").click()
-        page.get_by_role("option").filter(has_text="maxpool").first.click()
+        # the page may still be redrawing (saliency, the probe), which closes an open list: open it again if so
+        for _ in range(5):
+            page.get_by_label("Look closer at layer").click()
+            try:
+                page.get_by_role("option").filter(has_text="maxpool").first.click(timeout=8000)
+                break
+            except PlaywrightTimeout:
+                continue
         page.get_by_text("has no filter of its own").wait_for(timeout=60_000)
+        for _ in range(120):  # until the redraw has dropped the previous layer's (stale) map selector
+            if page.get_by_label("Feature map").count() == 1:
+                break
+            page.wait_for_timeout(250)
         page.get_by_label("Feature map").fill("3")
         page.get_by_label("Feature map").press("Enter")
         page.get_by_text("map 3 of maxpool 2x2: strongest at").wait_for(timeout=60_000)
