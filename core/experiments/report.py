@@ -167,14 +167,23 @@ def report(name: str) -> dict:
 
 
 # ---- before starting, and after ------------------------------------------------------------------
-def measured_images_per_second(model: str, dataset: str, include_pretrained: bool = False) -> float | None:
-    """Median training speed (images/s over whole epochs) of finished runs of `model` on `dataset`, or None."""
-    speeds = []
-    for info in runs.list_runs(include_pretrained=include_pretrained):
-        if info.model == model and info.dataset == dataset and info.state == "completed":
-            events, _ = runs.read_metrics(info.path)
-            speeds += [e["images_per_sec"] for e in events if e["type"] == "epoch" and e.get("images_per_sec")]
-    return statistics.median(speeds) if speeds else None
+def measured_speeds(dataset: str) -> tuple[dict[str, float], dict[str, tuple[float, dict]]]:
+    """Median training speed (images/s over whole epochs) per model of the completed runs on `dataset`: this
+    machine's runs, and the shipped runs with their model arguments. One read of the run store."""
+    found: dict[tuple[str, str], list[float]] = {}
+    shipped_kwargs: dict[str, dict] = {}
+    for info in runs.list_runs(include_pretrained=True, dataset=dataset):
+        if info.state != "completed" or info.model is None:
+            continue
+        events, _ = runs.read_metrics(info.path)
+        speeds = [e["images_per_sec"] for e in events if e["type"] == "epoch" and e.get("images_per_sec")]
+        found.setdefault((info.source, info.model), []).extend(speeds)
+        if info.source == "pretrained":
+            shipped_kwargs.setdefault(info.model, (info.config or {}).get("model_kwargs") or {})
+    median = {key: statistics.median(v) for key, v in found.items() if v}
+    user = {model: s for (source, model), s in median.items() if source != "pretrained"}
+    shipped = {model: (s, shipped_kwargs[model]) for (source, model), s in median.items() if source == "pretrained"}
+    return user, shipped
 
 
 def _macs(model: str, kwargs: dict) -> int | None:
@@ -184,18 +193,20 @@ def _macs(model: str, kwargs: dict) -> int | None:
         return None
 
 
-def training_speed(model: str, kwargs: dict, dataset: str) -> tuple[float, bool]:
+def training_speed(model: str, kwargs: dict, measured: tuple[dict, dict]) -> tuple[float, bool]:
     """(images/s, measured?): this machine's runs of the model, else the shipped runs of it, else the shipped
-    run whose multiply-adds per image are nearest, scaled by the ratio of multiply-adds (a first guess)."""
-    speed = measured_images_per_second(model, dataset) or measured_images_per_second(model, dataset, True)
-    if speed:
-        return speed, True
+    model whose multiply-adds per image are nearest, scaled by the ratio of multiply-adds (a first guess).
+    `measured` is what measured_speeds returned."""
+    user, shipped = measured
+    if model in user:
+        return user[model], True
+    if model in shipped:
+        return shipped[model][0], True
     macs = _macs(model, kwargs)
     references = []
-    for info in runs.list_runs(include_pretrained=True, dataset=dataset):
-        ref_speed = measured_images_per_second(info.model, dataset, True) if info.source == "pretrained" else None
-        ref_macs = _macs(info.model, (info.config or {}).get("model_kwargs") or {}) if ref_speed else None
-        if ref_speed and ref_macs:
+    for ref_model, (ref_speed, ref_kwargs) in shipped.items():
+        ref_macs = _macs(ref_model, ref_kwargs)
+        if ref_macs:
             distance = abs(math.log(ref_macs / macs)) if macs else 0.0
             references.append((distance, ref_speed * ref_macs / (macs or ref_macs)))
     return (min(references)[1], False) if references else (DEFAULT_IMAGES_PER_SECOND, False)
@@ -208,11 +219,12 @@ def estimate(spec: ExperimentSpec) -> dict:
     seconds = 0.0
     points = spec.grid_points() if spec.sampler == "grid" else [{}] * spec.n_trials()
     speeds: dict[str, tuple[float, bool]] = {}
+    measured = measured_speeds(spec.dataset)
     for point in points:
         config = spec.trial_config(point)
         key = json.dumps([config.model, config.model_kwargs], sort_keys=True)
         if key not in speeds:
-            speeds[key] = training_speed(config.model, config.model_kwargs, config.dataset)
+            speeds[key] = training_speed(config.model, config.model_kwargs, measured)
         speed = speeds[key][0]
         val = TRAIN_IMAGES / config.folds if config.folds > 1 else TRAIN_IMAGES * config.val_fraction
         train = config.subset or TRAIN_IMAGES - val
