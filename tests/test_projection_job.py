@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from core import train
 from core.analysis import projection, projection_job
-from core.store import atomic, runs
+from core.store import runs
 from tests.conftest import tiny_config
 
 
@@ -32,24 +34,23 @@ def tiny_cli_args(name: str) -> list[str]:
     return [*args, "--name", name, "--quiet"]
 
 
-def test_training_ends_first_and_the_map_follows_in_the_background_once(store, monkeypatch, capsys):
+def test_training_ends_first_and_its_map_starts_in_the_background_once(store, monkeypatch):
     monkeypatch.setenv(projection_job.AUTO_ENV, "1")
     assert train.main(tiny_cli_args("mapped")) == 0
     run = store / "mapped"
     assert runs.read_run(run).state == "completed"  # the run is done before its map is
-    job = projection_job.state(run)
-    if job.state == "running":
-        assert 0.0 <= job.fraction < 1.0 and job.stage
-        assert projection_job.start(run) is False  # claimed: never two processes for one run
-    job = wait_for(run)
-    assert job.state == "done", job
-    made = projection.load(run)
-    labels = runs.load_test_outputs(run)[1]
-    assert made.coords["umap"].shape == made.coords["pca"].shape == (len(labels), 2)
-    np.testing.assert_array_equal(made.labels, labels)
-    assert runs.read_json(run / projection_job.PROGRESS_NAME)["state"] == "done"
-    assert runs.read_run(run).state == "completed"
-    assert projection_job.start(run) is False  # it has one now
+    assert projection_job.state(run).state == "running"  # (UMAP alone takes seconds to import)
+    assert projection_job.start(run) is False  # claimed: never two processes for one run
+    deadline = time.time() + 60
+    while "pid" not in (runs.read_json(run / projection_job.PROGRESS_NAME) or {}) and time.time() < deadline:
+        time.sleep(0.1)
+    progress = runs.read_json(run / projection_job.PROGRESS_NAME)
+    assert progress["state"] == "running" and 0 <= progress["fraction"] < 1
+    # the rest of the job runs in the Evaluate page's test; here it is killed, as a crash would end it
+    os.kill(progress["pid"], signal.SIGKILL)
+    job = wait_for(run, timeout=30)
+    assert job.state == "failed" and "ended before" in job.error
+    assert runs.read_run(run).state == "completed" and not (run / projection.FILE_NAME).exists()
 
 
 def test_a_failed_map_says_why_in_one_line_and_leaves_the_run_as_it_was(store, tmp_path, monkeypatch):
@@ -67,20 +68,14 @@ def test_a_failed_map_says_why_in_one_line_and_leaves_the_run_as_it_was(store, t
     assert (run / "status.json").read_bytes() == status
 
 
-def test_a_job_that_died_reads_as_failed_and_shipped_runs_are_never_written(store, tmp_path, monkeypatch):
-    run = store / "died"
-    run.mkdir(parents=True)
-    assert projection_job.state(run).state == "none"
-    atomic.write_json(run / projection_job.PROGRESS_NAME, {"state": "running", "stage": "umap", "fraction": 0.5})
-    job = projection_job.state(run)  # nobody holds the claim: the process is gone
-    assert job.state == "failed" and "ended before" in job.error
+def test_shipped_runs_are_never_written(store, tmp_path):
     shipped = tmp_path / "pretrained" / "mnist-x"
     shipped.mkdir(parents=True)
     (shipped / "best.pt").write_bytes(b"weights")
-    before = sorted(p.name for p in shipped.iterdir())
+    assert projection_job.state(shipped).state == "none"
     assert projection_job.start(shipped) is False
     assert projection_job.main([str(shipped)]) == 1
-    assert sorted(p.name for p in shipped.iterdir()) == before
+    assert sorted(p.name for p in shipped.iterdir()) == ["best.pt"]
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e6])

@@ -173,7 +173,8 @@ def make(run_dir: Path) -> Path:
 
     def report(stage: str, fraction: float | None = None) -> None:
         fraction = STAGE_START[stage] if fraction is None else fraction
-        _write_progress(run_dir, state="running", stage=stage, fraction=round(fraction, 3), started=started)
+        _write_progress(run_dir, state="running", stage=stage, fraction=round(fraction, 3), started=started,
+                        pid=os.getpid())
 
     def epochs(share: float) -> None:
         report("umap", STAGE_START["umap"] + UMAP_NEIGHBOURS + share * (1 - STAGE_START["umap"] - UMAP_NEIGHBOURS))
