@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -70,11 +69,9 @@ def test_lassoing_where_shirts_and_t_shirts_mix_shows_those_images(tmp_path, rea
            "MNIST_STUDIO_DATA": str(real_data_root)}
     first_t_shirt = float(coords[np.flatnonzero(labels == T_SHIRT)[0], 0])
     with streamlit_server(env) as url, chromium_page() as page:
-        started = time.time()
         page.goto(f"{url}/evaluate")
         chart = page.locator(".st-key-eval_map_chart")
-        chart.wait_for(timeout=90_000)
-        print(f"map shown after {time.time() - started:.1f}s")
+        chart.wait_for(timeout=150_000)  # 74 s at load average 22 on 2 cores, ~30 s at 12
         page.locator(".st-key-eval_map_method").get_by_text("UMAP").click()
         page.wait_for_function(SHOWS_FIRST_POINT, arg=[first_t_shirt], timeout=60_000)
         chart.scroll_into_view_if_needed()
@@ -88,7 +85,6 @@ def test_lassoing_where_shirts_and_t_shirts_mix_shows_those_images(tmp_path, rea
         page.get_by_text("selected on the map").wait_for(timeout=60_000)
         page.wait_for_function(f"() => ({SELECTED_CAPTIONS})()?.[1]?.length >= 24", timeout=30_000)
         line, captions = page.evaluate(SELECTED_CAPTIONS)
-        print(f"selection shown after {time.time() - started:.1f}s")
     count = int(re.search(r"(\d[\d,]*) test images selected", line).group(1).replace(",", ""))
     assert 0.85 * inner.sum() <= count <= outer.sum() + 5, (count, inner.sum(), outer.sum())  # mouse vs polygon
     shown = [CAPTION.match(text.strip()) for text in captions[:24]]
