@@ -82,7 +82,7 @@ def test_lassoing_where_shirts_and_t_shirts_mix_shows_those_images(tmp_path, rea
         for x, y in [*path[1:], path[0]]:
             page.mouse.move(x, y, steps=4)
         page.mouse.up()
-        page.get_by_text("selected on the map").wait_for(timeout=60_000)
+        page.get_by_text("selected on the map").wait_for(timeout=90_000)
         page.wait_for_function(f"() => ({SELECTED_CAPTIONS})()?.[1]?.length >= 24", timeout=30_000)
         line, captions = page.evaluate(SELECTED_CAPTIONS)
     count = int(re.search(r"(\d[\d,]*) test images selected", line).group(1).replace(",", ""))
