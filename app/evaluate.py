@@ -195,11 +195,17 @@ st.markdown(f"**True {names[true_c]} predicted {names[pred_c]}**: {len(cell_idx)
 tiles(ev.gallery_items(probs, labels, cell_idx[:cell_limit], names), images, "No test image falls in this cell.")
 
 # ---- where the test images land -----------------------------------------------------------------------
-selected = embedding_section(info, names, labels, images)
-if selected:
-    st.markdown(f"**{len(selected)}** test images selected on the map" + (", the first 24:" if len(selected) > 24
-                                                                           else ":"))
-    tiles(ev.gallery_items(probs, labels, selected[:24], names), images, "No image selected.")
+@st.fragment
+def map_and_selection() -> None:
+    """The map and the images selected on it: selecting, filtering or switching the projection reruns only this."""
+    selected = embedding_section(info, names, labels, images)
+    if selected:
+        st.markdown(f"**{len(selected)}** test images selected on the map" + (", the first 24:" if len(selected) > 24
+                                                                               else ":"))
+        tiles(ev.gallery_items(probs, labels, selected[:24], names), images, "No image selected.")
+
+
+map_and_selection()
 
 # ---- misclassified gallery ----------------------------------------------------------------------------
 st.subheader("Misclassified test images")

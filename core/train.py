@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.analysis import projection_job
 from core.models.cost import model_problems
 from core.store import atomic, runs
 from core.training.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
@@ -104,6 +105,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, bar, dist: 
             # on rank 0: on several machines only its host has the run directory
             run_dir, config = dist.from_main(functools.partial(_existing_run, args.resume or args.start, resume))
             state, summary = run(config, run_dir, resume=resume, queue=args.queue, progress_bar=bar)
+            _after(run_dir, state, dist)
             return _report(run_dir, state, summary)
         config = config_from_args(args)
         _check_model(config)
@@ -124,10 +126,18 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, bar, dist: 
         except (runs.RunNameError, FileExistsError, runs.ReadOnlyRunError) as err:
             return _refuse(err)
         state, summary = run(fold_config, run_dir, queue=args.queue, progress_bar=bar)
+        _after(run_dir, state, dist)
         results.append((run_dir, state, summary))
     if config.folds > 1 and dist.is_main:
         _report_folds(results)
     return _report(*results[-1])
+
+
+def _after(run_dir: Path, state: str, dist: DistContext) -> None:
+    """Once a run completed and its training slot is free: its map of the test images, made in the background
+    (core.analysis.projection_job; $MNIST_STUDIO_AUTO_PROJECTION=0 switches it off)."""
+    if state == "completed" and dist.is_main:
+        projection_job.start_after_training(run_dir)
 
 
 def _refuse(err: Exception) -> int:

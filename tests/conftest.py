@@ -12,6 +12,8 @@ import torch
 from tests.idx import write_dataset
 
 torch.set_num_threads(1)  # tiny test models gain nothing from threads, and the suite shares 2 cores
+# no map of the test images starts by itself (after training, on Evaluate): tests that want one switch it on
+os.environ["MNIST_STUDIO_AUTO_PROJECTION"] = "0"
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = os.environ.get("MNIST_STUDIO_DATA")

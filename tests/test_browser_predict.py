@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -49,17 +50,36 @@ def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
         assert page.get_by_test_id("stMetricValue").count() == 0
 
 
-def test_drawing_a_digit_and_opening_a_feature_map(store, mnist_pretrained):
-    root, _ = mnist_pretrained
+# the "i. layer" headings of Inside the network, in page order
+LAYER_HEADINGS = """() => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+  .map((e) => e.innerText.trim()).filter((t) => /^\\d+\\. \\S/.test(t))"""
+
+
+def test_drawing_a_seven_walking_through_every_layer_of_the_fast_net_and_opening_a_feature_map(store,
+                                                                                               mnist_pretrained):
+    from core.inference.features import feature_maps
+    from core.store.checkpoint import load_model
+
+    root, real = mnist_pretrained
+    fast = load_model(root / "mnist-fast")
+    assert fast.arch == "fast"
+    layers = [f"{i + 1}. {layer.name} · {layer.shape_text}"
+              for i, layer in enumerate(feature_maps(fast, np.zeros((28, 28), np.float32)))]
+    assert layers[-1].split(" · ")[0].endswith("softmax")
     env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
     with streamlit_server(env) as url, chromium_page() as page:
         page.goto(f"{url}/predict")
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for(timeout=60_000)
         box = canvas.bounding_box()
-        stroke(page, box, [(60, 50), (200, 50), (110, 240)])
+        stroke(page, box, [(60, 50), (200, 50), (110, 240)])  # a 7
         page.get_by_text("Inside the network").wait_for(timeout=60_000)
         page.get_by_text("softmax", exact=False).last.wait_for()
+        if real:
+            assert page.get_by_test_id("stMetricValue").first.inner_text().strip() == "7"
+        # every layer of the fast net, in the order the data flows, to the softmax; its fixed first filters
+        assert page.evaluate(LAYER_HEADINGS) == layers
+        assert page.get_by_text("fixed whitening filters", exact=False).count() == 1
         # open the first pooling layer's map 3: it is shown large with the input patch it sees
         # the page may still be redrawing (saliency, the probe), which closes an open list: open it again if so
         for _ in range(5):

@@ -209,17 +209,31 @@ def test_unreadable_test_outputs_get_a_clear_message(store, content):
     assert "cannot be read" in at.error[0].value and not at.metric
 
 
-def test_the_map_of_the_test_images_is_computed_once_stored_and_filtered(confusable):
-    from core.analysis import projection
+def test_the_map_is_made_once_in_the_background_with_progress_then_opens_from_its_file(confusable, monkeypatch):
+    import time
+
+    from core.analysis import projection, projection_job
 
     run = make_run(confusable, "fashion-run", dataset="fashion-mnist")
     _, labels = runs.load_test_outputs(run)
-    at = open_page("app/evaluate.py")
+    at = open_page("app/evaluate.py")  # maps are not made by themselves here (tests/conftest.py)
     assert not at.exception and "Where the test images land" in [s.value for s in at.subheader]
-    assert not (run / "projection.npz").exists()
-    at.button(key="eval_map_compute_button").click().run(timeout=300)
+    assert at.button(key="eval_map_compute_button") and not (run / projection_job.PROGRESS_NAME).exists()
+    monkeypatch.setenv(projection_job.AUTO_ENV, "1")
+    other = open_page("app/evaluate.py")  # as the app runs: opening the run starts its map
+    assert not other.exception
+    started = runs.read_json(run / projection_job.PROGRESS_NAME)["started"]
+    if projection_job.state(run).state == "running":
+        assert "in the background" in other.get("progress")[0].proto.text
+    at.button(key="eval_map_compute_button").click().run()  # the first visitor presses too: still one job
+    assert not at.exception and runs.read_json(run / projection_job.PROGRESS_NAME)["started"] == started
+    deadline = time.time() + 240  # UMAP compiles in the job's process: generous on a loaded machine
+    while projection_job.state(run).state == "running" and time.time() < deadline:
+        time.sleep(0.3)
+    assert projection_job.state(run).state == "done"
+    at.run()
     assert not at.exception
-    stored = projection.load(run)  # written into the run directory, for the next visit
+    stored = projection.load(run)  # written into the run directory, read from there
     assert stored is not None and stored.coords["umap"].shape == (len(labels), 2)
     assert at.radio(key="eval_map_method").options == ["PCA", "UMAP"]
     spec = chart(at, "eval_map_chart")
@@ -230,3 +244,16 @@ def test_the_map_of_the_test_images_is_computed_once_stored_and_filtered(confusa
     assert any("overlap most" in m.value and " ↔ " in m.value for m in at.markdown)
     at.multiselect(key="eval_map_classes").set_value([0, 6]).run()
     assert [t["name"] for t in chart(at, "eval_map_chart")["data"]] == ["T-shirt/top", "Shirt"]
+
+
+def test_a_map_that_failed_says_why_and_offers_another_try(confusable, tmp_path, monkeypatch):
+    from core.analysis import projection_job
+    from core.store import atomic
+
+    run = make_run(confusable, "failed-map", dataset="fashion-mnist")
+    atomic.write_json(run / projection_job.PROGRESS_NAME, {"state": "failed", "error": "MemoryError: too big"})
+    monkeypatch.setenv(projection_job.AUTO_ENV, "1")
+    at = open_page("app/evaluate.py")
+    assert not at.exception  # a failed map is not retried by itself on every visit
+    assert any("could not be made: MemoryError: too big" in e.value for e in at.error)
+    assert at.button(key="eval_map_retry_button") and runs.read_run(run).state == "completed"

@@ -52,6 +52,9 @@ def test_every_layer_in_order_ends_in_the_apps_probabilities(name):
     probs = model_probs(loaded, torch.tensor(x).reshape(1, 1, 28, 28))[0]
     np.testing.assert_allclose(softmax.values, probs, atol=1e-6)
     assert softmax.values.sum() == pytest.approx(1.0, abs=1e-5)
+    read_by_logits = body[-1].values.reshape(-1) if body else ((x - 0.13) / 0.31).reshape(-1)  # linear: pixels
+    np.testing.assert_allclose(features.penultimate_features(loaded, x[None])[0], read_by_logits, rtol=1e-4,
+                               atol=1e-5)
     for layer in layers:
         assert layer.values.dtype == np.float32 and layer.values.ndim in (1, 3)
         assert np.isfinite(layer.values).all()

@@ -23,6 +23,25 @@ def test_all_fourteen_runs_are_shipped():
     assert len(RUNS) == 14 and {r.split("-")[0] for r in RUNS} == {"mnist", "fashion"}
 
 
+@pytest.mark.parametrize("name", RUNS)
+def test_a_shipped_run_ships_its_map_of_the_test_images(name):
+    from core.analysis import projection
+
+    stored = projection.load(SHIPPED / name)
+    assert stored is not None, f"{name} has no readable {projection.FILE_NAME}"
+    _, labels = runs.load_test_outputs(SHIPPED / name)
+    np.testing.assert_array_equal(stored.labels, labels)  # made on the test split the run was scored on
+    assert set(stored.coords) == {"pca", "umap"} and stored.preds.shape == labels.shape
+    for coords in stored.coords.values():
+        assert coords.shape == (len(labels), 2) and np.isfinite(coords).all() and coords.std(axis=0).min() > 0
+    agreement = float((stored.preds == np.load(SHIPPED / name / "test_outputs.npz")["probs"].argmax(1)).mean())
+    assert agreement > 0.99  # the map's predictions are the run's (up to near-ties under other rounding)
+
+
+def test_the_shipped_folder_stays_under_40_mb():
+    assert sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file()) < 40e6
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RUNS)
 def test_a_shipped_run_loads_and_rescores_its_test_accuracy(name, real_data_root):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,11 @@ def test_a_test_image_lands_on_its_own_stored_point():
     torch.manual_seed(0)
     loaded = LoadedModel(create_model("cnn2").eval(), "cnn2", "mnist", DIGITS, 0.13, 0.31, False, Path("."))
     images, labels = synthetic_digits(120, seed=3)
-    result = projection.project_run(loaded, images, labels)
+    bar, stages = io.StringIO(), []
+    result = projection.project_run(loaded, images, labels, progress=bar, report=stages.append)
+    assert stages == ["features", "umap"]
+    epochs = [tuple(map(int, line.split())) for line in bar.getvalue().replace("\r", "\n").split("\n") if line]
+    assert epochs[-1][0] == epochs[-1][1] > 100 and epochs == sorted(epochs)  # umap-learn's epochs, done/total
     assert result.coords["pca"].shape == result.coords["umap"].shape == (120, 2)
     test_features = penultimate_features(loaded, images)
     assert test_features.shape == (120, 32 * 7 * 7)

@@ -2,33 +2,66 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.loading import cached_model
-from core.analysis import projection
+from core.analysis import projection, projection_job
 from core.store import runs
 from core.store.runs import RunInfo
+from core.views.formats import format_duration
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP"}
 
 
-@st.cache_data(max_entries=8, show_spinner="Projecting the test images (UMAP takes a minute)…")
-def _projection(path: str, mtime: float, compute: bool, _images: np.ndarray | None,
-                _labels: np.ndarray | None) -> projection.Projection | None:
-    """The run's stored projection; with `compute`, made from the test images (and stored when writable)."""
-    stored = projection.load(Path(path))
-    if stored is not None or not compute:
-        return stored
-    made = projection.project_run(cached_model(Path(path)), _images, _labels)
-    if not runs.is_shipped(Path(path)):
-        projection.save(Path(path), made)
-    return made
+STAGE_TEXT = {"starting": "starting", "features": "reading the test images' features",
+              "umap": "arranging them with UMAP"}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _projection(path: str, mtime: float) -> projection.Projection | None:
+    """The run's stored projection (per file version)."""
+    return projection.load(Path(path))
+
+
+@st.fragment(run_every=1.0)
+def _map_progress(path: str) -> None:
+    """The background job's progress, once a second; the whole page reruns when it ends (the map opens)."""
+    job = projection_job.state(Path(path))
+    if job.state != "running":
+        st.rerun()
+    elapsed = f", {format_duration(time.time() - job.started)} so far" if isinstance(job.started, float) else ""
+    st.progress(min(1.0, max(0.0, job.fraction)),
+                text=f"Making this run's map in the background: {STAGE_TEXT.get(job.stage, job.stage)}{elapsed} "
+                     "(UMAP of 10,000 images takes a minute or two). It is stored in the run, so leaving the page "
+                     "loses nothing.")
+
+
+def _no_map_yet(info: RunInfo, images: np.ndarray | None) -> None:
+    """What the section shows for a run without a stored map: the job's progress, its failure, or a start button."""
+    if info.source != "user":
+        st.info("This shipped run has no stored map.")
+        return
+    if images is None:
+        st.info("This run has no stored map yet, and making one needs the test images (see the Data page).")
+        return
+    job = projection_job.state(info.path)
+    if job.state == "none" and projection_job.auto_enabled():
+        projection_job.start(info.path)  # False when another visitor's page started it first: same map
+        job = projection_job.state(info.path)
+    if job.state == "running":
+        _map_progress(str(info.path))
+    elif job.state == "failed":
+        st.error(f"The map of this run could not be made: {job.error}")
+        st.button("Try again", key="eval_map_retry_button", on_click=projection_job.start, args=(info.path,))
+    elif job.state == "none":
+        st.button("Compute the map for this run", key="eval_map_compute_button", on_click=projection_job.start,
+                  args=(info.path,))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -60,14 +93,9 @@ def embedding_section(info: RunInfo, names: list[str], labels: np.ndarray, image
                "keeps neighbours together). Colour = true class, crosses = misclassified. Select points or draw a "
                "lasso to see those images below.")
     path, mtime = str(info.path), runs.mtime(info.path / projection.FILE_NAME)
-    compute = st.session_state.get("eval_map_compute") == path and images is not None
-    proj = _projection(path, mtime, compute, images, labels)
+    proj = _projection(path, mtime)
     if proj is None:
-        if images is None:
-            st.info("This run has no stored map yet, and making one needs the test images (see the Data page).")
-        else:
-            st.button("Compute the map for this run", key="eval_map_compute_button",
-                      on_click=lambda: st.session_state.update(eval_map_compute=path))
+        _no_map_yet(info, images)
         return []
     if len(proj.labels) != len(labels) or (proj.labels != labels).any():
         st.warning("The stored map was made on a different test split than this run's outputs; not shown.")

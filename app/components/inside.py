@@ -140,6 +140,8 @@ def lands_here(x: np.ndarray, loaded: LoadedModel, key: str) -> None:
     """The input as a star on the run's stored map of its test images (when the run has one)."""
     stored = projection.load(loaded.path)
     if stored is None:
+        st.caption("This run has no map of its test images yet (it is made after training, or when Evaluate opens "
+                   "the run); then your input is placed on it here.")
         return
     st.markdown("**Your input lands here** among the test images (the run's map from the Evaluate page)")
     method = st.radio("Projection", list(stored.coords), format_func=METHOD_TITLES.get, horizontal=True,

@@ -192,9 +192,11 @@ def _flow(loaded: LoadedModel, x: torch.Tensor, plan: list[Stage]) -> Iterator[t
         yield h
 
 
-def _last(outputs: Iterator[torch.Tensor]) -> torch.Tensor:
-    """The final output of a flow, dropping the earlier ones as it goes (a batch's maps are large)."""
-    return deque(outputs, maxlen=1)[0]
+def _last(outputs: Iterator[torch.Tensor], empty: torch.Tensor | None = None) -> torch.Tensor:
+    """The final output of a flow, dropping the earlier ones as it goes (a batch's maps are large); `empty` for a
+    flow of no stages."""
+    last = deque(outputs, maxlen=1)
+    return last[0] if last else empty
 
 
 def feature_maps(loaded: LoadedModel, x: np.ndarray | torch.Tensor) -> list[Layer]:
@@ -297,12 +299,14 @@ def channel_responses(loaded: LoadedModel, images: np.ndarray | torch.Tensor, st
 
 
 def penultimate_features(loaded: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: int = 500) -> np.ndarray:
-    """What the last layer (the logits) reads, for each image: float32 [N, D], one batched pass."""
+    """What the last layer (the logits) reads, for each image: float32 [N, D], one batched pass (for the linear
+    model, the normalised pixels)."""
     plan = stages(loaded.model)[:-1]
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            h = _last(_flow(loaded, _as_batch(images[start:start + batch_size]), plan))
+            x = _as_batch(images[start:start + batch_size])
+            h = _last(_flow(loaded, x, plan), empty=normalise(x, loaded.mean, loaded.std))
             out.append(h.float().flatten(1))
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
