@@ -7,9 +7,11 @@ import struct
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from core.analysis import projection
 from core.share import main
 from core.store import archive as archive_module
 from core.store import runs
@@ -54,6 +56,16 @@ def test_round_trip_gives_a_run_every_page_lists(archive, store):
     assert load_model(path).arch == "cnn2"
     again = import_archive(archive)  # a name that exists already gets a new one
     assert again == store / "digits-cnn2-2" and len(runs.list_runs(include_pretrained=False)) == 2
+
+
+def test_a_runs_map_of_the_test_images_travels_with_it(store, tmp_path):
+    run = make_run(tmp_path / "elsewhere", "digits-cnn2")
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(40, 6)), rng.integers(0, 10, 40)
+    projection.save(run, projection.compute(features, labels, labels, methods=("pca",)))
+    imported = projection.load(import_archive(export_archive(run, tmp_path / "with-map.zip")))
+    assert imported is not None and imported.labels.tolist() == labels.tolist()
+    np.testing.assert_allclose(imported.coords["pca"], projection.load(run).coords["pca"])
 
 
 def test_an_upload_is_named_after_its_file_or_else_after_what_it_holds(archive, store):
@@ -110,11 +122,18 @@ def hostile(kind: str, genuine: dict[str, bytes], tmp_path: Path) -> tuple[dict,
         return {**genuine, "status.json": b'{"state": "running", "pid": 1}'}, "still running"
     if kind == "no weights":
         return {k: v for k, v in genuine.items() if k != "best.pt"}, "no weights"
+    if kind == "junk map":
+        return {**genuine, "projection.npz": b"PK\x03\x04" + bytes(64)}, "not a readable map"
+    if kind == "pickled map":
+        buffer = io.BytesIO()
+        np.savez(buffer, labels=np.array([Exploit(tmp_path / "pwned")], dtype=object))
+        return {**genuine, "projection.npz": buffer.getvalue()}, "not a readable map"
     raise AssertionError(kind)
 
 
 KINDS = ["zip-slip", "absolute path", "symlink", "unknown file", "folder", "bomb", "code in a pickle",
-         "unknown architecture", "junk weights", "active run", "no weights"]
+         "unknown architecture", "junk weights", "active run", "no weights",
+         "junk map", "pickled map"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -15,6 +15,7 @@ page opens takes 131 s for 10,000 points on this 2-core machine (load average 9)
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def load(run_dir: Path) -> Projection | None:
             coords = {m: data[f"coords_{m}"].astype(np.float32) for m in METHODS if f"coords_{m}" in data}
             return Projection(coords, data["labels"].astype(np.int64), data["preds"].astype(np.int64),
                               data["pca_mean"], data["pca_axes"])
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
 
 

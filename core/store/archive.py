@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from core.analysis import projection
 from core.data.datasets import DATASETS
 from core.models.registry import model_names
 from core.store import atomic, runs
@@ -28,7 +29,7 @@ from core.store.checkpoint import CheckpointError, load_checkpoint, model_from_c
 from core.store.paths import runs_root
 
 RUN_FILES = ("config.json", "status.json", "summary.json", "metrics.jsonl", "best.pt", "last.pt",
-             "test_outputs.npz")
+             "test_outputs.npz", projection.FILE_NAME)
 MAX_ARCHIVE_BYTES = 512 << 20  # the .zip itself
 MAX_TOTAL_BYTES = 512 << 20  # all entries, uncompressed (ResNet-18's best.pt and last.pt are ~45 and ~90 MB)
 MAX_RATIO = 100  # uncompressed / compressed size of one entry (zip bombs reach thousands)
@@ -140,6 +141,8 @@ def validate_run_folder(folder: Path) -> tuple[str, str]:
             _check_weights(folder / name, dataset, model)
     if (folder / "test_outputs.npz").exists():
         _check_test_outputs(folder / "test_outputs.npz", len(DATASETS[dataset].classes))
+    if (folder / projection.FILE_NAME).exists():
+        _check_projection(folder)
     return dataset, model
 
 
@@ -163,6 +166,14 @@ def _check_test_outputs(path: Path, num_classes: int) -> None:
     if probs.ndim != 2 or probs.shape[1] != num_classes or labels.shape != probs.shape[:1]:
         raise ArchiveError(f"test_outputs.npz has probabilities of shape {probs.shape} and labels of shape "
                            f"{labels.shape}")
+
+
+def _check_projection(folder: Path) -> None:
+    found = projection.load(folder)  # allow_pickle=False; None when unreadable or incomplete
+    n = None if found is None else len(found.labels)
+    if found is None or not found.coords or any(c.shape != (n, 2) for c in found.coords.values()) \
+            or found.preds.shape != (n,):
+        raise ArchiveError(f"{projection.FILE_NAME} is not a readable map of the test images")
 
 
 def _name_hint(hint: str, dataset: str, model: str) -> str:
