@@ -246,6 +246,28 @@ def test_the_map_is_made_once_in_the_background_with_progress_then_opens_from_it
     assert [t["name"] for t in chart(at, "eval_map_chart")["data"]] == ["T-shirt/top", "Shirt"]
 
 
+def test_a_guest_cannot_spend_the_server_on_another_visitors_map(confusable, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core import hosting
+    from core.analysis import projection_job
+    from core.store import guest
+    from tests.conftest import REPO
+
+    run = make_run(confusable, "alices-run", dataset="fashion-mnist")
+    guest.record_owner(run, guest.Actor.from_token("alice-token-" + "a" * 12), 60)
+    monkeypatch.setenv(hosting.MODE_ENV, "guest")
+    monkeypatch.setenv(projection_job.AUTO_ENV, "1")
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
+    at.query_params["visitor"] = "bob-token-" + "b" * 14
+    at.run()
+    at.switch_page("app/evaluate.py")
+    at.run()
+    assert not at.exception and any("has no map yet" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "eval_map_compute_button"]
+    assert projection_job.state(run).state == "none" and not (run / projection_job.PROGRESS_NAME).exists()
+
+
 def test_a_map_that_failed_says_why_and_offers_another_try(confusable, tmp_path, monkeypatch):
     from core.analysis import projection_job
     from core.store import atomic

@@ -9,8 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components.visitor import current_actor
 from core.analysis import projection, projection_job
-from core.store import runs
+from core.store import guest, runs
 from core.store.runs import RunInfo
 from core.views.formats import format_duration
 
@@ -42,6 +43,12 @@ def _map_progress(path: str) -> None:
                      "loses nothing.")
 
 
+def may_start_map(info: RunInfo) -> bool:
+    """Whether this visitor may spend the server's time on a map: always, except a guest on another's run."""
+    actor = current_actor()
+    return actor is None or guest.refusal(actor, info.path) is None
+
+
 def _no_map_yet(info: RunInfo, images: np.ndarray | None) -> None:
     """What the section shows for a run without a stored map: the job's progress, its failure, or a start button."""
     if info.source != "user":
@@ -51,6 +58,10 @@ def _no_map_yet(info: RunInfo, images: np.ndarray | None) -> None:
         st.info("This run has no stored map yet, and making one needs the test images (see the Data page).")
         return
     job = projection_job.state(info.path)
+    if job.state == "none" and not may_start_map(info):
+        st.info("This run has no map yet; it is made when training ends, or when the person who started the run "
+                "opens it here.")
+        return
     if job.state == "none" and projection_job.auto_enabled():
         projection_job.start(info.path)  # False when another visitor's page started it first: same map
         job = projection_job.state(info.path)
