@@ -17,7 +17,7 @@ TINY_SETTINGS = "epochs=1\nbatch_size=64\nval_fraction=0.2\nlimit_batches=3\nthr
 
 def widget(at, key):
     for kind in ("number_input", "selectbox", "checkbox", "text_input", "text_area", "radio", "button",
-                 "multiselect"):
+                 "multiselect", "pills"):
         found = [w for w in getattr(at, kind) if w.key == key]
         if found:
             return found[0]
@@ -70,6 +70,42 @@ def test_renders_on_an_empty_store_with_run_counts_and_estimates_before_anything
     assert "lr=-1" in texts(at, "error") and widget(at, "exp_start").disabled
     assert widget(at, "exp_workers").max == 1  # bounded by the training slots
     assert experiment_store.list_experiments() == [] and not experiments.exists()
+
+
+def test_the_train_form_becomes_the_base_of_an_experiment(experiments):
+    from app.components.common import TRAIN_FORM_BASE
+    from core.views import experiments as xv
+
+    at = open_page("app/train.py")
+    at.session_state["train_view"] = "New run"
+    at.run()
+    widget(at, "train_dataset").set_value("mnist").run()
+    widget(at, "train_preset").set_value("cnn_enhanced").run()
+    widget(at, "train_f_lr").set_value(0.005)
+    widget(at, "train_f_vflip").set_value(True)
+    widget(at, "train_f_model_kwargs").set_value('{"dropout": 0.1}')
+    widget(at, "train_to_experiment").click().run()
+    assert not at.exception and at.title[0].value == "Experiments"
+    assert at.session_state["exp_view"] == "New experiment"  # opened on the form, not on Watch
+    assert widget(at, "exp_base_source").value == "the Train form"
+    handed = at.session_state[TRAIN_FORM_BASE]["config"]
+    assert handed["lr"] == 0.005 and handed["vflip"] is True and handed["model_kwargs"] == {"dropout": 0.1}
+    shown = " ".join(c.value for c in at.code)
+    assert "model = cnn_enhanced" in shown and "model.dropout = 0.1" in shown and "lr = 0.005" in shown
+    assert "vflip = true" in shown and "on **mnist**" in texts(at, "caption")
+    at.switch_page("app/experiments.py")  # AppTest's later runs would rerun Train, the page it was switched to
+    widget(at, "exp_custom_name").set_value("from-train")
+    widget(at, "exp_settings").set_value("epochs=1\nmodel.batch_norm=true")
+    widget(at, "exp_grid").set_value("model.dropout=0,0.25")
+    widget(at, "exp_repeats").set_value(2).run()
+    assert not at.exception and not at.error and not widget(at, "exp_start").disabled
+    assert "**4 runs** · about" in texts(at, "markdown")
+    spec = xv.build_spec("from-train", "mnist", None, "epochs=1\nmodel.batch_norm=true", "model.dropout=0,0.25",
+                         repeats=2, start=handed)  # what the page builds: the form's config, the changes on top
+    assert spec.base == {**handed, "epochs": 1, "model_kwargs": {"dropout": 0.1, "batch_norm": True}}
+    widget(at, "exp_base_source").set_value("a preset").run()  # back to a preset: the dataset picker returns
+    assert not at.exception and widget(at, "exp_preset").value
+    assert experiment_store.list_experiments() == []
 
 
 def test_starting_a_tiny_experiment_creates_it_trains_it_and_shows_its_effects(experiments, no_orphan_workers):
