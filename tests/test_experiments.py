@@ -138,6 +138,13 @@ def test_effect_sentences_read_as_a_change_over_what_the_means_were_taken_on():
         "lr 0.01 instead of 0.1: -10.0 points (too few trials for an interval: add repeats) over 1 trial each"]
 
 
+def test_the_best_trial_is_chosen_by_validation_accuracy_never_by_test_accuracy():
+    rows = [{"number": 0, "params": {}, "state": "complete", "val_acc": 0.90, "test_acc": 0.99},
+            {"number": 1, "params": {}, "state": "complete", "val_acc": 0.93, "test_acc": 0.80},
+            {"number": 2, "params": {}, "state": "pruned", "val_acc": 0.95, "test_acc": 0.99}]
+    assert report.best_trial(rows)["number"] == 1  # a pruned trial's partial accuracy does not count either
+
+
 # ---- the pruned state ------------------------------------------------------------------------------
 def test_pruned_is_a_finished_state_with_its_history_kept(tmp_path):
     writer = runs.RunWriter.create(tmp_path / "p", tiny_config().to_dict(), state="running")
@@ -159,6 +166,9 @@ def test_a_small_grid_runs_end_to_end_through_the_cli(experiments, store, capsys
     assert config["experiment"] == {"name": "g", "trial": 3} and config["optimizer"] == "sgd" and config["seed"] == 1
     assert sweep.main(["--name", "g", "--report", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert {"trials", "effects", "best"} <= set(result)  # the shape (and more: counts, sentences, ...)
+    assert all({"number", "run", "params", "state", "val_acc", "test_acc"} <= set(t) for t in result["trials"])
+    assert all({"value", "mean", "std", "n"} <= set(e) for e in result["effects"]["optimizer"])
     assert result["counts"]["complete"] == 4 and len(result["trials"]) == 4
     for trial in result["trials"]:
         summary = runs.read_json(store / trial["run"] / "summary.json")

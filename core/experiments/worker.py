@@ -26,12 +26,15 @@ from optuna.trial import TrialState
 
 from core.experiments import store
 from core.experiments.spec import ExperimentSpec, _field_kind
-from core.store import runs
+from core.store import events, runs
 from core.store.paths import REPO_ROOT
 from core.store.slots import max_concurrent
 from core.training.session import run
 
-MONITOR_SECONDS = 0.2
+# The monitor wakes this often: a stop request reaches the run within it (the run itself then stops within its own
+# STOP_CHECK_SECONDS), and the pruner hears of an epoch within it; epochs take seconds to minutes, so waking five
+# times a second (as before) only took CPU from the training beside it.
+MONITOR_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0  # a worker refreshes its trial's heartbeat in the study this often
 ORPHAN_AFTER_SECONDS = 60.0  # a trial of another machine whose heartbeat is this old lost its worker
 WORKER_LOG = "workers.log"
@@ -157,6 +160,7 @@ class TrialMonitor(threading.Thread):
         self._done = threading.Event()
         self._reported = 0
         self._beat = 0.0
+        self._metrics = events.MetricsTail(run_dir)  # parses only the lines added since the last look
 
     def run(self) -> None:
         while not self._done.wait(MONITOR_SECONDS):
@@ -174,8 +178,7 @@ class TrialMonitor(threading.Thread):
             return
         if not self.prune:
             return
-        events, _ = runs.read_metrics(self.run_dir)
-        for event in events:
+        for event in self._metrics.read():
             epoch = event.get("epoch") or 0
             if event["type"] != "epoch" or epoch <= self._reported or event.get("val_acc") is None:
                 continue
