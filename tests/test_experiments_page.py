@@ -108,6 +108,33 @@ def test_the_train_form_becomes_the_base_of_an_experiment(experiments):
     assert experiment_store.list_experiments() == []
 
 
+def test_a_running_trial_shows_in_the_train_pages_live_view(experiments):
+    from core.experiments import worker
+    from core.views import experiments as xv
+
+    experiment_store.create_experiment(xv.build_spec("live", "mnist", "cnn2", TINY_SETTINGS, "lr=0.001,0.01"))
+    opened = worker.open_study("live")
+    trial = worker.claim_trial(opened)  # this test process stands in for the worker and the trainer
+    trial.set_user_attr("run", "live-t000")
+    config = opened.spec.trial_config(worker.suggest_params(opened.spec, trial))
+    writer = runs.RunWriter.create(runs.runs_root() / "live-t000", config.to_dict(), state="running")
+    writer.set_status("running", pid=os.getpid())
+    writer.log({"type": "start", "epoch": 0, "total_epochs": 1, "steps_per_epoch": 10, "total_steps": 10})
+    for step in range(1, 5):
+        writer.log({"type": "step", "epoch": 1, "step": step, "loss": 2.0 / step, "elapsed": step / 10})
+    writer.log({"type": "epoch", "epoch": 1, "step": 4, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.8,
+                "val_acc": 0.75, "elapsed": 1.0, "epoch_seconds": 1.0})
+    at = open_page("app/experiments.py")
+    assert not at.exception and at.session_state["exp_view"] == "Watch and results"
+    bars = [p.proto.text for p in at.get("progress")]
+    assert "0 done · 1 running · 1 queued · 0 pruned" in bars
+    assert any(b.startswith("trial 0 (lr = 0.001): ") for b in bars)  # the Train page's progress line
+    markdown = texts(at, "markdown")
+    assert "`running`" in markdown and "Best validation accuracy so far: **75.00%**" in markdown
+    assert [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")] == ["exp_trial_steps_0"]
+    experiment_store.request_stop("live")
+
+
 def test_starting_a_tiny_experiment_creates_it_trains_it_and_shows_its_effects(experiments, no_orphan_workers):
     at = fill_custom(open_page("app/experiments.py"))
     widget(at, "exp_start").click().run()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas  # noqa: F401  (see below)
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -21,6 +22,10 @@ from core.store import events, progress, runs
 from core.store.slots import max_concurrent
 from core.views.formats import format_duration
 
+# plotly checks its inputs against pandas only if `pandas` is in sys.modules, without importing it; while the warm-up
+# thread (app/components/warmup.py) is importing pandas, that finds a half-initialised module and fails ("partially
+# initialized module 'pandas' has no attribute 'Series'", seen in this page's AppTest). Importing pandas here waits
+# for that import to finish first.
 CHART_HEIGHT = 280
 LIVE_CHART_SECONDS = 2
 NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
