@@ -14,6 +14,8 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components import live_run
+from app.components.common import TRAIN_FORM_BASE
 from app.components.datasets import data_missing_notice, dataset_picker
 from app.components.visitor import current_actor
 from core.experiments import report as reports
@@ -33,7 +35,8 @@ LEADERBOARD_ROWS = 10
 GRID_HELP = ("One field per line, FIELD=V1,V2,...: any Train setting (lr=0.001,0.01) or a model argument "
              "(model.dropout=0,0.25). Every combination is one run.")
 SPACE_HELP = "One field per line, FIELD=LOW:HIGH, or FIELD=LOW:HIGH:log for rates (lr=0.0001:0.1:log)."
-SETTINGS_HELP = "Changes to the preset, one per line: FIELD=VALUE (epochs=3, subset=5000, model.dropout=0.1)."
+PRESET, TRAIN_FORM = BASE_SOURCES = ("a preset", "the Train form")
+SETTINGS_HELP = "Changes to the base, one per line: FIELD=VALUE (epochs=3, subset=5000, model.dropout=0.1)."
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
@@ -123,15 +126,47 @@ def ready_made() -> None:
     workers_field("exp_ready_workers")
 
 
+def train_form_base() -> dict | None:
+    """The config the Train page handed over with 'Use as an experiment's base', or None."""
+    handed = st.session_state.get(TRAIN_FORM_BASE)
+    return handed["config"] if isinstance(handed, dict) and isinstance(handed.get("config"), dict) else None
+
+
+def open_a_new_train_form_base() -> None:
+    """The first time this page sees a config handed over by the Train page, it opens the New tab with it as the
+    starting point (before the tabs are drawn)."""
+    handed = st.session_state.get(TRAIN_FORM_BASE)
+    if train_form_base() is not None and st.session_state.get("exp_train_base_seen") != handed.get("at"):
+        st.session_state["exp_train_base_seen"] = handed.get("at")
+        st.session_state[VIEW_KEY] = NEW
+        st.session_state["exp_base_source"] = TRAIN_FORM
+
+
+def base_choice() -> tuple[str, str | None, dict | None]:
+    """Where the base config comes from: (dataset, preset, None) or (dataset, None, the Train form's config)."""
+    start = train_form_base()
+    source = st.radio("Start from", BASE_SOURCES, key="exp_base_source", horizontal=True,
+                      disabled=start is None, help="a preset for a dataset, or the settings of the Train page's "
+                      "New-run form (its button *Use as an experiment's base* brings them here)")
+    if source == TRAIN_FORM and start is not None:
+        dataset = str(start.get("dataset"))
+        st.caption(f"The Train form's settings on **{dataset}** (change them there and press *Use as an "
+                   "experiment's base* again, or change them below):")
+        st.code("\n".join(xv.config_lines(start)), language=None)
+        return dataset, None, start
+    if start is None:
+        st.caption("To start from your own settings, fill the Train page's New-run form and press *Use as an "
+                   "experiment's base*.")
+    dataset = dataset_picker("exp_dataset")
+    preset = st.selectbox("Preset", list(PRESETS), key="exp_preset", format_func=lambda p: PRESETS[p].title)
+    return dataset, preset, None
+
+
 def custom_form() -> None:
     st.subheader("Your own experiment")
-    dataset = dataset_picker("exp_dataset")
-    cols = st.columns(2)
-    preset = cols[0].selectbox("Start from preset", list(PRESETS), key="exp_preset",
-                               format_func=lambda p: PRESETS[p].title)
-    name = cols[1].text_input("Experiment name", key="exp_custom_name",
-                              value=f"exp-{time.strftime('%Y%m%d-%H%M')}",
-                              help="letters, digits, '.', '_' and '-'; trials are the runs NAME-t000, NAME-t001, ...")
+    dataset, preset, start = base_choice()
+    name = st.text_input("Experiment name", key="exp_custom_name", value=f"exp-{time.strftime('%Y%m%d-%H%M')}",
+                         help="letters, digits, '.', '_' and '-'; trials are the runs NAME-t000, NAME-t001, ...")
     settings = st.text_area("Base settings (optional)", key="exp_settings", help=SETTINGS_HELP, height=80,
                             placeholder="epochs=3\nsubset=5000")
     sampler = st.radio("Vary", SAMPLERS, key="exp_sampler", horizontal=True,
@@ -152,7 +187,8 @@ def custom_form() -> None:
                         "the median of earlier trials at that epoch stops early, as `pruned`")
     workers = workers_field("exp_workers")
     try:
-        spec = xv.build_spec(name, dataset, preset, settings, grid, space, sampler, trials, repeats, prune)
+        spec = xv.build_spec(name, dataset, preset, settings, grid, space, sampler, trials, repeats, prune,
+                             start=start)
     except ExperimentError as err:
         st.error(str(err))
         spec = None
@@ -187,7 +223,7 @@ def live_trials(report: dict) -> int:
 
 
 def current_runs(report: dict) -> None:
-    """The progress of each running trial, as the Train page's live view shows it."""
+    """Each running trial's progress, drawn by the Train page's live view (app/components/live_run.py)."""
     for trial in report["trials"]:
         if trial["state"] != "running" or not trial.get("run"):
             continue
@@ -195,10 +231,11 @@ def current_runs(report: dict) -> None:
             path = runs.run_dir_for(trial["run"])
         except runs.RunNameError:
             continue
-        info = runs.read_run(path)
-        p = progress.summarize(runs.read_metrics(path)[0], info.config)
         params = ", ".join(f"{xv.field_label(k)} = {xv.format_value(v)}" for k, v in trial["params"].items())
-        st.progress(p.fraction, text=f"trial {trial['number']} ({params}): {progress.progress_text(p, info.state)}")
+        with st.container(border=True):
+            info, p = live_run.read_progress(path)
+            state = live_run.status_block(info, p, text=f"trial {trial['number']} ({params})")
+            live_run.progress_details(str(path), p, state, key=f"exp_trial_steps_{trial['number']}")
 
 
 def leaderboard_table(report: dict, key: str, limit: int | None = LEADERBOARD_ROWS) -> None:
@@ -364,12 +401,14 @@ def watch() -> None:
     results(name, report, spec)
 
 
+st.html(live_run.NO_MOTION_CSS)  # as on Train: a progress bar that jumps costs the browser one paint
 st.title("Experiments")
 st.caption("Vary one setting or several, train every configuration with repeats, and read each effect with "
            "its error bar. Every trial is a normal run: Train, Evaluate and Compare see it too.")
 kind, text = st.session_state.pop("exp_message", (None, None))
 if kind:
     getattr(st, kind)(text)
+open_a_new_train_form_base()
 st.session_state.setdefault(VIEW_KEY, WATCH if store.list_experiments() else NEW)
 new_tab, watch_tab = st.tabs(VIEWS, key=VIEW_KEY, on_change="rerun")
 if new_tab.open:

@@ -11,14 +11,15 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from app.components import live_run
+from app.components.common import TRAIN_FORM_BASE
 from app.components.datasets import data_missing_notice, dataset_picker
 from app.components.visitor import current_actor
 from core import hosting
 from core.models.registry import list_models
-from core.store import events, guest, launcher, progress, runs
+from core.store import guest, launcher, progress, runs
 from core.store.paths import runs_root
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.config import OPTIMISER, ConfigError, TrainConfig, field_groups, field_help
@@ -30,7 +31,6 @@ OPEN_GROUPS = (OPTIMISER,)
 FLOAT_STEPS = {"lr": 1e-4, "weight_decay": 1e-4, "rotate": 1.0}
 HELP = field_help()
 FIELDS = {f.name: f for f in fields(TrainConfig)}
-CHART_HEIGHT = 280
 NEW_RUN, WATCH, ALL_RUNS = VIEWS = ("New run", "Watch", "All runs")
 VIEW_KEY = "train_view"
 
@@ -111,6 +111,13 @@ def start() -> None:
     st.session_state["train_message"] = ("success", f"Started {path.name}.")
 
 
+def hand_to_experiments() -> None:
+    """'Use as an experiment's base': the form's config goes to the Experiments page (which checks it again)."""
+    config, problems = build_config()
+    if config is not None:
+        st.session_state[TRAIN_FORM_BASE] = {"config": config.to_dict(), "at": time.time()}
+
+
 def launch_form() -> None:
     for name, f in FIELDS.items():
         if name != "dataset":
@@ -146,6 +153,10 @@ def launch_form() -> None:
     for problem in problems:
         st.error(problem)
     st.button("Start training", type="primary", key="train_start", on_click=start, disabled=bool(problems))
+    if st.button("Use as an experiment's base", key="train_to_experiment", disabled=bool(problems),
+                 on_click=hand_to_experiments, help="open Experiments with these settings as the base config, "
+                 "to vary one setting or several around them with repeats"):
+        st.switch_page("app/experiments.py")
     n = max_concurrent()
     st.caption(f"At most {n} run{'s' if n > 1 else ''} train{'' if n > 1 else 's'} at once "
                f"(`{MAX_CONCURRENT_ENV}`); later starts wait in a queue.")
@@ -153,138 +164,42 @@ def launch_form() -> None:
 
 # ---- watching one run ----------------------------------------------------------------------------
 
-def metrics_tail(path: Path) -> events.MetricsTail:
-    """This session's incremental reader of a run's metrics."""
-    tails = st.session_state.setdefault("train_tails", {})
-    if str(path) not in tails:
-        if len(tails) > 8:
-            tails.clear()
-        tails[str(path)] = events.MetricsTail(path)
-    return tails[str(path)]
-
-
-def line_figure(title: str, x_title: str, y_title: str, traces: list[go.Scatter]) -> go.Figure:
-    fig = go.Figure(traces)
-    fig.update_layout(title=title, height=CHART_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis_title=x_title, yaxis_title=y_title, legend={"orientation": "h", "y": -0.25},
-                      uirevision="keep")
-    return fig
-
-
-def step_figure(p: progress.LiveProgress) -> go.Figure:
-    """Training loss per step, raw and smoothed."""
-    steps, raw, smooth = p.loss_series()
-    return line_figure("Training loss per step", "step", "loss", [
-        go.Scatter(x=steps, y=raw, name="raw", mode="lines", line={"width": 1}, opacity=0.35),
-        go.Scatter(x=steps, y=smooth, name="smoothed", mode="lines", line={"width": 2}),
-    ])
-
-
-def step_chart(figure: go.Figure, live: bool) -> None:
-    """Live charts are static images (cheaper to redraw); a finished run's charts can be hovered and zoomed."""
-    st.plotly_chart(figure, key="train_chart_steps", config={"staticPlot": True} if live else None)
-
-
-def epoch_charts(p: progress.LiveProgress, live: bool) -> None:
-    """Loss and accuracy per epoch, train and validation (and the benchmark's test monitor)."""
-    config = {"staticPlot": True} if live else None
-    epochs = [row.epoch for row in p.epochs]
-    cols = st.columns(2)
-
-    def series(attr: str, scale: float = 1.0) -> list:
-        return [None if getattr(r, attr) is None else getattr(r, attr) * scale for r in p.epochs]
-
-    with cols[0]:
-        st.plotly_chart(line_figure("Loss per epoch", "epoch", "loss", [
-            go.Scatter(x=epochs, y=series("train_loss"), name="train", mode="lines+markers"),
-            go.Scatter(x=epochs, y=series("val_loss"), name="validation", mode="lines+markers"),
-        ]), key="train_chart_epoch_loss", config=config)
-    with cols[1]:
-        traces = [go.Scatter(x=epochs, y=series("train_acc", 100), name="train", mode="lines+markers"),
-                  go.Scatter(x=epochs, y=series("val_acc", 100), name="validation", mode="lines+markers")]
-        if any(r.test_acc is not None for r in p.epochs):
-            traces.append(go.Scatter(x=epochs, y=series("test_acc", 100), name="test (monitor)",
-                                     mode="lines+markers"))
-        st.plotly_chart(line_figure("Accuracy per epoch", "epoch", "accuracy %", traces),
-                        key="train_chart_epoch_acc", config=config)
-
-
-def status_block(info: runs.RunInfo, p: progress.LiveProgress) -> str:
-    """Status line, queue place and progress bar of one run; returns its state."""
-    state = info.state
-    st.markdown(f"**Status:** `{state}`")
-    if state == "queued":
-        st.info(progress.queue_text(info.status, max_concurrent()))
-    st.progress(p.fraction, text=progress.progress_text(p, state))
-    return state
-
-
-def read_progress(path: Path) -> tuple[runs.RunInfo, progress.LiveProgress]:
-    """A run's files and its progress so far (read incrementally, per session)."""
-    info = runs.read_run(path)
-    return info, progress.summarize(metrics_tail(path).read(), info.config)
-
-
 def show_run(path: Path) -> None:
     """A run that is not training: status, its numbers and interactive charts, from its files."""
-    info, p = read_progress(path)
-    status_block(info, p)
+    info, p = live_run.read_progress(path)
+    live_run.status_block(info, p)
     cols = st.columns(3)
     cols[0].metric("Best val. accuracy", f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–")
     test_acc = p.test_acc if p.test_acc is not None else (info.summary or {}).get("test_acc")
     cols[1].metric("Test accuracy", f"{test_acc:.2%}" if isinstance(test_acc, (int, float)) else "–")
     cols[2].metric("Training time", format_duration(p.elapsed) or "–")
     if p.has_data:
-        step_chart(step_figure(p), live=False)
-        epoch_charts(p, live=False)
+        live_run.step_chart(live_run.step_figure(p), live=False, key=STEP_CHART)
+        live_run.epoch_charts(p, live=False, key_prefix=EPOCH_CHARTS)
 
 
-# A training run and the browser share the machine, so the live view redraws as little as it can
-# (bench/page_overhead.py measures what watching costs training): one refresh a second for the status line,
-# progress bar (epoch, step, images/s, ETA) and step-loss chart, whose figure is rebuilt only every
-# LIVE_CHART_SECONDS (re-sending an unchanged figure costs the browser little); the epoch charts only when an
-# epoch ends (re-sending them every refresh cost the browser about a third of its work, measured by hand); and no CSS
-# transition or animation (NO_MOTION_CSS) makes the browser paint frames in between.
-LIVE_CHART_SECONDS = 2
-NO_MOTION_CSS = "<style>*, *::before, *::after { transition: none !important; animation: none !important; }</style>"
 EPOCHS_DRAWN = "train_epochs_drawn"  # (run path, epochs) the page last drew the epoch charts for
-STEP_FIGURE = "train_step_figure"  # (run path, time built, figure) of the live step chart
-
-
-def live_step_figure(path: str, p: progress.LiveProgress) -> go.Figure:
-    """The step-loss figure of the watched run, rebuilt when it is LIVE_CHART_SECONDS old."""
-    cached = st.session_state.get(STEP_FIGURE)
-    if cached is None or cached[0] != path or time.time() - cached[1] >= LIVE_CHART_SECONDS:
-        cached = (path, time.time(), step_figure(p))
-        st.session_state[STEP_FIGURE] = cached
-    return cached[2]
+STEP_CHART, EPOCH_CHARTS = "train_chart_steps", "train_chart"
 
 
 @st.fragment(run_every=1)
 def live_progress(path: str) -> None:
     """Status, progress, best accuracy and step-loss chart of a training run, every second; the whole page
     redraws when the run finishes an epoch (for the epoch charts) or ends."""
-    info, p = read_progress(Path(path))
-    state = status_block(info, p)
+    info, p = live_run.read_progress(Path(path))
+    state = live_run.status_block(info, p)
     if state not in runs.ACTIVE_STATES or st.session_state.get(EPOCHS_DRAWN) != (path, len(p.epochs)):
         st.rerun()
-    if not p.has_data:
-        if state == "running":
-            st.caption("Loading the data and building the model…")
-        return
-    best = f"{p.best_val_acc:.2%}" if p.best_val_acc is not None else "–"
-    st.markdown(f"Best validation accuracy so far: **{best}** · training time: "
-                f"**{format_duration(p.elapsed) or '–'}**")
-    step_chart(live_step_figure(path, p), live=True)
+    live_run.progress_details(path, p, state, key=STEP_CHART)
 
 
 def live_view(path: str) -> None:
     """A training run: its live progress and step chart, and its epoch charts as of the last finished epoch."""
-    _, p = read_progress(Path(path))
+    _, p = live_run.read_progress(Path(path))
     st.session_state[EPOCHS_DRAWN] = (path, len(p.epochs))  # before the fragment compares against it
     live_progress(path)
     if p.epochs:
-        epoch_charts(p, live=True)
+        live_run.epoch_charts(p, live=True, key_prefix=EPOCH_CHARTS)
 
 
 def stop(path: str) -> None:
@@ -413,7 +328,7 @@ def run_list(user_runs: list[runs.RunInfo]) -> None:
     })
 
 
-st.html(NO_MOTION_CSS)  # a progress bar that jumps costs the browser one paint; one that glides, dozens
+st.html(live_run.NO_MOTION_CSS)  # a progress bar that jumps costs the browser one paint; one that glides, dozens
 st.title("Train")
 st.caption("Pick a dataset, a model and its settings (or a preset), start, and watch it learn. Each run trains "
            "in its own process: reloading or closing this page never interrupts it.")

@@ -47,7 +47,7 @@ def test_start_a_quick_ready_made_and_watch_it_to_its_effects(store, experiments
         assert report.report(name)["counts"]["complete"] == total
 
         page.get_by_text(re.compile(r"^Effects on validation accuracy")).wait_for(timeout=60_000)
-        page.get_by_text(re.compile(r"model lenet5 instead of cnn2: [+-]\d+\.\d\d points")).wait_for()
+        page.get_by_text(re.compile(r"model lenet5 instead of cnn2: [+-]\d+\.\d \+- \d+\.\d points")).wait_for()
         # leaderboard, then one row per model (waited for: the grids are briefly absent while the page redraws)
         wait_for("the leaderboard and the effects table",
                  lambda: grid_rows(page, 0) == total and grid_rows(page, 1) == 2, timeout=60)

@@ -47,7 +47,7 @@ def two_workers_finish_together(name, runs_root, storage=None):
     assert all(starts(runs_root / t["run"]) == 1 for t in result["trials"])  # each trained once
     assert sorted((t["params"]["lr"], t["params"]["seed"]) for t in result["trials"]) == \
         sorted((lr, s) for lr in (0.003, 0.002, 0.001) for s in (0, 1))
-    _, study = report.open_study(name)
+    study = report.open_study(name).study
     assert {t.user_attrs["worker_pid"] for t in study.get_trials()} <= set(pids)
 
 

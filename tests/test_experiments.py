@@ -117,7 +117,32 @@ def test_effects_per_value_against_the_base_value():
     assert on["diff"] == pytest.approx(0.02) and on["ci_low"] == pytest.approx(0.02 - half)
     assert on["ci_high"] == pytest.approx(0.02 + half)
     [sentence] = report.sentences(checked, found)
-    assert sentence.startswith("hflip True instead of False: +2.00 points") and "within" in sentence
+    assert sentence == (f"hflip on: +2.0 +- {100 * half:.1f} points (95% interval {100 * (0.02 - half):+.1f} to "
+                        f"{100 * (0.02 + half):+.1f}, within seed-to-seed noise) over 2 trials each (2 seeds)")
+
+
+def test_effect_sentences_read_as_a_change_over_what_the_means_were_taken_on():
+    ablation = spec(grid={"vflip": ["false", "true"], "label_smoothing": ["0", "0.1"]}, repeats=3).validate()
+    rows = [{"number": i, "params": point, "state": "complete", "val_acc": 0.80 + 0.05 * point["vflip"] + 0.001 * i}
+            for i, point in enumerate(ablation.grid_points())]
+    lines = report.sentences(ablation, report.effects(ablation, rows))
+    assert lines[0].startswith("vflip on: +5.") and "beyond seed-to-seed noise" in lines[0]
+    assert lines[0].endswith("over 6 trials each (3 seeds x 2 settings of the other factors)")
+    assert lines[1].startswith("label smoothing 0.1 instead of 0: ") and "within seed-to-seed noise" in lines[1]
+    partial = report.sentences(ablation, report.effects(ablation, rows[:-1]))  # one trial still to come
+    assert partial[0].endswith("over 5 and 6 trials")
+    single = spec(grid={"lr": ["0.1", "0.01"]}).validate()
+    rows = [{"number": i, "params": p, "state": "complete", "val_acc": 0.9 - i / 10}
+            for i, p in enumerate(single.grid_points())]
+    assert report.sentences(single, report.effects(single, rows)) == [
+        "lr 0.01 instead of 0.1: -10.0 points (too few trials for an interval: add repeats) over 1 trial each"]
+
+
+def test_the_best_trial_is_chosen_by_validation_accuracy_never_by_test_accuracy():
+    rows = [{"number": 0, "params": {}, "state": "complete", "val_acc": 0.90, "test_acc": 0.99},
+            {"number": 1, "params": {}, "state": "complete", "val_acc": 0.93, "test_acc": 0.80},
+            {"number": 2, "params": {}, "state": "pruned", "val_acc": 0.95, "test_acc": 0.99}]
+    assert report.best_trial(rows)["number"] == 1  # a pruned trial's partial accuracy does not count either
 
 
 # ---- the pruned state ------------------------------------------------------------------------------
@@ -141,6 +166,9 @@ def test_a_small_grid_runs_end_to_end_through_the_cli(experiments, store, capsys
     assert config["experiment"] == {"name": "g", "trial": 3} and config["optimizer"] == "sgd" and config["seed"] == 1
     assert sweep.main(["--name", "g", "--report", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert {"trials", "effects", "best"} <= set(result)  # the shape (and more: counts, sentences, ...)
+    assert all({"number", "run", "params", "state", "val_acc", "test_acc"} <= set(t) for t in result["trials"])
+    assert all({"value", "mean", "std", "n"} <= set(e) for e in result["effects"]["optimizer"])
     assert result["counts"]["complete"] == 4 and len(result["trials"]) == 4
     for trial in result["trials"]:
         summary = runs.read_json(store / trial["run"] / "summary.json")
@@ -182,17 +210,18 @@ def test_a_trial_whose_worker_on_another_machine_went_silent_is_failed_and_queue
     from core.experiments import worker
 
     experiment_store.create_experiment(spec(name="far", grid={"lr": ["0.1", "0.01"]}))
-    checked, study = worker.open_study("far")
-    trial = worker.claim_trial(study)
+    opened = worker.open_study("far")
+    checked, study = opened.spec, opened.study
+    trial = worker.claim_trial(opened)
     trial.set_user_attr("worker_host", "another-machine")
     trial.set_user_attr("run", "far-t000")
     params = worker.suggest_params(checked, trial)
     runs.RunWriter.create(store / "far-t000", checked.trial_config(params).to_dict(), state="running")
     trial.set_user_attr("heartbeat", time.time() - 5)
-    assert worker.recover_interrupted(study) == [] and worker.claim_trial(study).number == 1  # alive: left alone
+    assert worker.recover_interrupted(opened) == [] and worker.claim_trial(opened).number == 1  # alive: left alone
     trial.set_user_attr("heartbeat", time.time() - worker.ORPHAN_AFTER_SECONDS - 5)
-    assert worker.recover_interrupted(study) == [0]
-    assert worker.recover_interrupted(study) == []  # recovered once
+    assert worker.recover_interrupted(opened) == [0]
+    assert worker.recover_interrupted(opened) == []  # recovered once
     rows = report.trial_rows(study)
     assert [(r["number"], r["state"]) for r in rows] == [(0, "failed"), (1, "running"), (2, "queued")]
     assert rows[2]["params"] == rows[0]["params"] == {"lr": 0.1}

@@ -17,7 +17,7 @@ TINY_SETTINGS = "epochs=1\nbatch_size=64\nval_fraction=0.2\nlimit_batches=3\nthr
 
 def widget(at, key):
     for kind in ("number_input", "selectbox", "checkbox", "text_input", "text_area", "radio", "button",
-                 "multiselect"):
+                 "multiselect", "pills"):
         found = [w for w in getattr(at, kind) if w.key == key]
         if found:
             return found[0]
@@ -70,6 +70,69 @@ def test_renders_on_an_empty_store_with_run_counts_and_estimates_before_anything
     assert "lr=-1" in texts(at, "error") and widget(at, "exp_start").disabled
     assert widget(at, "exp_workers").max == 1  # bounded by the training slots
     assert experiment_store.list_experiments() == [] and not experiments.exists()
+
+
+def test_the_train_form_becomes_the_base_of_an_experiment(experiments):
+    from app.components.common import TRAIN_FORM_BASE
+    from core.views import experiments as xv
+
+    at = open_page("app/train.py")
+    at.session_state["train_view"] = "New run"
+    at.run()
+    widget(at, "train_dataset").set_value("mnist").run()
+    widget(at, "train_preset").set_value("cnn_enhanced").run()
+    widget(at, "train_f_lr").set_value(0.005)
+    widget(at, "train_f_vflip").set_value(True)
+    widget(at, "train_f_model_kwargs").set_value('{"dropout": 0.1}')
+    widget(at, "train_to_experiment").click().run()
+    assert not at.exception and at.title[0].value == "Experiments"
+    assert at.session_state["exp_view"] == "New experiment"  # opened on the form, not on Watch
+    assert widget(at, "exp_base_source").value == "the Train form"
+    handed = at.session_state[TRAIN_FORM_BASE]["config"]
+    assert handed["lr"] == 0.005 and handed["vflip"] is True and handed["model_kwargs"] == {"dropout": 0.1}
+    shown = " ".join(c.value for c in at.code)
+    assert "model = cnn_enhanced" in shown and "model.dropout = 0.1" in shown and "lr = 0.005" in shown
+    assert "vflip = true" in shown and "on **mnist**" in texts(at, "caption")
+    at.switch_page("app/experiments.py")  # AppTest's later runs would rerun Train, the page it was switched to
+    widget(at, "exp_custom_name").set_value("from-train")
+    widget(at, "exp_settings").set_value("epochs=1\nmodel.batch_norm=true")
+    widget(at, "exp_grid").set_value("model.dropout=0,0.25")
+    widget(at, "exp_repeats").set_value(2).run()
+    assert not at.exception and not at.error and not widget(at, "exp_start").disabled
+    assert "**4 runs** · about" in texts(at, "markdown")
+    spec = xv.build_spec("from-train", "mnist", None, "epochs=1\nmodel.batch_norm=true", "model.dropout=0,0.25",
+                         repeats=2, start=handed)  # what the page builds: the form's config, the changes on top
+    assert spec.base == {**handed, "epochs": 1, "model_kwargs": {"dropout": 0.1, "batch_norm": True}}
+    widget(at, "exp_base_source").set_value("a preset").run()  # back to a preset: the dataset picker returns
+    assert not at.exception and widget(at, "exp_preset").value
+    assert experiment_store.list_experiments() == []
+
+
+def test_a_running_trial_shows_in_the_train_pages_live_view(experiments):
+    from core.experiments import worker
+    from core.views import experiments as xv
+
+    experiment_store.create_experiment(xv.build_spec("live", "mnist", "cnn2", TINY_SETTINGS, "lr=0.001,0.01"))
+    opened = worker.open_study("live")
+    trial = worker.claim_trial(opened)  # this test process stands in for the worker and the trainer
+    trial.set_user_attr("run", "live-t000")
+    config = opened.spec.trial_config(worker.suggest_params(opened.spec, trial))
+    writer = runs.RunWriter.create(runs.runs_root() / "live-t000", config.to_dict(), state="running")
+    writer.set_status("running", pid=os.getpid())
+    writer.log({"type": "start", "epoch": 0, "total_epochs": 1, "steps_per_epoch": 10, "total_steps": 10})
+    for step in range(1, 5):
+        writer.log({"type": "step", "epoch": 1, "step": step, "loss": 2.0 / step, "elapsed": step / 10})
+    writer.log({"type": "epoch", "epoch": 1, "step": 4, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.8,
+                "val_acc": 0.75, "elapsed": 1.0, "epoch_seconds": 1.0})
+    at = open_page("app/experiments.py")
+    assert not at.exception and at.session_state["exp_view"] == "Watch and results"
+    bars = [p.proto.text for p in at.get("progress")]
+    assert "0 done · 1 running · 1 queued · 0 pruned" in bars
+    assert any(b.startswith("trial 0 (lr = 0.001): ") for b in bars)  # the Train page's progress line
+    markdown = texts(at, "markdown")
+    assert "`running`" in markdown and "Best validation accuracy so far: **75.00%**" in markdown
+    assert [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")] == ["exp_trial_steps_0"]
+    experiment_store.request_stop("live")
 
 
 def test_starting_a_tiny_experiment_creates_it_trains_it_and_shows_its_effects(experiments, no_orphan_workers):

@@ -99,3 +99,16 @@ def test_trials_export_as_csv_one_row_per_trial():
     assert rows[0] == ["trial", "run", "state", "val_acc", "test_acc", "model.batch_norm", "seed"]
     assert rows[1] == ["0", "e-t000", "complete", "0.8", "0.79", "false", "0"]
     assert rows[4] == ["3", "", "queued", "", "", "true", "1"]
+
+
+def test_a_whole_config_as_the_base_keeps_its_model_arguments_and_refuses_bad_values():
+    from core.training.presets import PRESETS
+
+    start = PRESETS["cnn_enhanced"].config("mnist", model_kwargs={"dropout": 0.1}, epochs=3).to_dict()
+    base = xv.base_config("mnist", None, xv.parse_settings("epochs=2\nmodel.batch_norm=false"), start)
+    assert base == {**start, "epochs": 2, "model_kwargs": {"dropout": 0.1, "batch_norm": False}}
+    assert xv.config_lines(start)[:3] == ["model = cnn_enhanced", "model.dropout = 0.1", "epochs = 3"]
+    with pytest.raises(ExperimentError, match="^base settings: .*lr"):
+        xv.base_config("mnist", None, {}, {**start, "lr": -1})
+    with pytest.raises(ExperimentError, match="^base settings: "):
+        xv.base_config("mnist", None, {}, {**start, "no_such_field": 1})

@@ -1,4 +1,5 @@
-"""Run pickers the pages share; they read only the run store's JSON files (core.views.catalog): no torch."""
+"""Run pickers the pages share (they read only the run store's JSON files, core.views.catalog: no torch), and the
+session-state keys one page hands another something under."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import streamlit as st
 
 from core.store import runs
 from core.views.catalog import list_finished_runs, run_label
+
+# The Train page's New-run form as a whole config (TrainConfig.to_dict()) with the time it was handed over, for the
+# Experiments page to start from: {"config": {...}, "at": float}
+TRAIN_FORM_BASE = "train_form_as_experiment_base"
 
 
 def pick_run(label: str, key: str, dataset: str | None = None, need_test_outputs: bool = True) -> runs.RunInfo | None:

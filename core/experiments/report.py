@@ -102,27 +102,56 @@ def effects(spec: ExperimentSpec, rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _label(name: str) -> str:
-    return name[len(MODEL_PREFIX):] + " (model)" if name.startswith(MODEL_PREFIX) else name.replace("_", " ")
+    """A field as a learner reads it: 'model.batch_norm' -> 'batch norm', 'label_smoothing' -> 'label smoothing'."""
+    return name.removeprefix(MODEL_PREFIX).replace("_", " ")
+
+
+def change_text(name: str, value, reference) -> str:
+    """'batch norm on', 'vflip off', 'lr 0.01 instead of 0.001': what a value changes from the reference value."""
+    if isinstance(value, bool) and isinstance(reference, bool):
+        return f"{_label(name)} {'on' if value else 'off'}"
+    return f"{_label(name)} {value:g} instead of {reference:g}" if all(
+        isinstance(v, float) for v in (value, reference)) else f"{_label(name)} {value} instead of {reference}"
+
+
+def trials_text(spec: ExperimentSpec, name: str, n: int, n_reference: int) -> str:
+    """'over 8 trials each (2 seeds x 4 settings of the other factors)': what the two means were taken over (while
+    the experiment runs, only the counts: 'over 3 and 4 trials')."""
+    if n != n_reference:
+        return f"over {n} and {n_reference} trials"
+    values = len(spec.varied()[name])
+    each = f"over {n} trial{'s' if n != 1 else ''} each"
+    if n * values != spec.n_trials():
+        return each
+    repeats = spec.repeats
+    others = n // repeats
+    unit = ("fold" if spec.repeat_field() == "fold" else "seed") + ("s" if repeats > 1 else "")
+    parts = [f"{repeats} {unit}"] if repeats > 1 else []
+    if others > 1:
+        parts.append(f"{others} settings of the other factors")
+    return each + (f" ({' x '.join(parts)})" if parts else "")
 
 
 def sentences(spec: ExperimentSpec, found: dict[str, list[dict]]) -> list[str]:
-    """The effects in words, in accuracy points (percentage points of validation accuracy)."""
+    """The effects in words, in accuracy points (percentage points of validation accuracy), e.g. "batch norm on:
+    +7.8 +- 3.0 points (95% interval +4.8 to +10.7, beyond seed-to-seed noise) over 8 trials each (2 seeds x 4
+    settings of the other factors)"; +- is half the 95% interval."""
     lines = []
-    unit = "folds" if spec.repeat_field() == "fold" else "seeds"
+    noise = "fold-to-fold" if spec.repeat_field() == "fold" else "seed-to-seed"
     for name, entries in found.items():
         reference = next(e for e in entries if e["reference"])
         for e in entries:
             if e["reference"] or e["diff"] is None:
                 continue
-            text = f"{_label(name)} {e['value']} instead of {reference['value']}: {100 * e['diff']:+.2f} points"
+            text = f"{change_text(name, e['value'], reference['value'])}: {100 * e['diff']:+.1f}"
             if e["ci_low"] is not None:
                 half = 100 * (e["ci_high"] - e["ci_low"]) / 2
                 verdict = "beyond" if e["ci_low"] > 0 or e["ci_high"] < 0 else "within"
-                text += (f" +- {half:.2f} (95% interval {100 * e['ci_low']:+.2f} to {100 * e['ci_high']:+.2f}, "
-                         f"{verdict} seed-to-seed noise)")
+                text += (f" +- {half:.1f} points (95% interval {100 * e['ci_low']:+.1f} to {100 * e['ci_high']:+.1f}, "
+                         f"{verdict} {noise} noise)")
             else:
-                text += " (one trial per value: no interval; add --repeats)"
-            lines.append(f"{text} over {e['n']} and {reference['n']} {unit if spec.repeats > 1 else 'trials'}")
+                text += " points (too few trials for an interval: add repeats)"
+            lines.append(f"{text} {trials_text(spec, name, e['n'], reference['n'])}")
     return lines
 
 
@@ -153,7 +182,8 @@ def experiment_state(counts: dict, stop_requested: bool) -> str:
 
 def report(name: str) -> dict:
     """The whole report of experiment `name` (the `--report --json` object)."""
-    spec, study = open_study(name)
+    opened = open_study(name)
+    spec, study = opened.spec, opened.study
     rows = trial_rows(study)
     counts = {key: sum(r["state"] == key for r in rows) for key in COUNT_KEYS}
     found = effects(spec, rows)
@@ -238,7 +268,8 @@ def estimate(spec: ExperimentSpec) -> dict:
 def confirm_top(name: str, k: int = 3, seeds: int = 3) -> str:
     """Queue a follow-up experiment: the top `k` trials of a search by validation accuracy, each with `seeds`
     seeds, as a grid over their parameter sets (explicit points); returns its name."""
-    spec, study = open_study(name)
+    opened = open_study(name)
+    spec, study = opened.spec, opened.study
     done = sorted((r for r in trial_rows(study) if r["state"] == "complete"), key=lambda r: -r["val_acc"])[:k]
     if not done:
         raise ValueError(f"{name}: no complete trial to confirm yet")

@@ -72,6 +72,14 @@ def create_experiment(spec: ExperimentSpec) -> Path:
         storage = open_storage(spec, staging)
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="maximize")
         study.set_user_attr("spec", spec.to_dict())  # so a worker elsewhere can join from the storage alone
+        # A grid is queued point by point rather than run by optuna.samplers.GridSampler (with the repeats as one
+        # more axis): GridSampler's own documentation (Optuna 5.0) says that "during distributed optimization where
+        # trials run concurrently, different workers will occasionally suggest the same parameter configuration.
+        # The total number of actual trials may therefore exceed the size of the grid", and this feature promises
+        # each point run once however many workers pull. Queued trials are claimed with the storage's
+        # compare-and-set (worker.claim_trial), so N points are N trials. It also keeps the grid's order (the
+        # last factor alternates first, so its effect shows early) and serves explicit points (confirm_top), which
+        # are no cross product.
         points = spec.grid_points() if spec.sampler == "grid" else [{} for _ in range(spec.n_trials())]
         for point in points:
             study.enqueue_trial(point, skip_if_exists=False)
@@ -125,12 +133,6 @@ def load_spec(name: str) -> ExperimentSpec:
         raise FileNotFoundError(f"no experiment named {name!r} in {experiments_root()}")
     data.pop("created", None)
     return ExperimentSpec.from_dict(data)
-
-
-def load_study(name: str) -> tuple[ExperimentSpec, optuna.Study]:
-    """(spec, study) of experiment `name`."""
-    spec = load_spec(name)
-    return spec, optuna.load_study(study_name=spec.name, storage=open_storage(spec))
 
 
 def request_stop(name: str) -> None:

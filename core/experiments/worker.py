@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import optuna
@@ -24,12 +26,15 @@ from optuna.trial import TrialState
 
 from core.experiments import store
 from core.experiments.spec import ExperimentSpec, _field_kind
-from core.store import runs
+from core.store import events, runs
 from core.store.paths import REPO_ROOT
 from core.store.slots import max_concurrent
 from core.training.session import run
 
-MONITOR_SECONDS = 0.2
+# The monitor wakes this often: a stop request reaches the run within it (the run itself then stops within its own
+# STOP_CHECK_SECONDS), and the pruner hears of an epoch within it; epochs take seconds to minutes, so waking five
+# times a second (as before) only took CPU from the training beside it.
+MONITOR_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0  # a worker refreshes its trial's heartbeat in the study this often
 ORPHAN_AFTER_SECONDS = 60.0  # a trial of another machine whose heartbeat is this old lost its worker
 WORKER_LOG = "workers.log"
@@ -49,11 +54,33 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(name: str) -> tuple[ExperimentSpec, optuna.Study]:
+@dataclass
+class OpenStudy:
+    """An experiment's spec, its study, and the storage the study was loaded from (kept for the storage's public
+    per-trial API: claiming a waiting trial and marking a lost one)."""
+
+    spec: ExperimentSpec
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+
+    @cached_property
+    def study_id(self) -> int:
+        return self.storage.get_study_id_from_name(self.spec.name)
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def frozen(self, number: int) -> optuna.trial.FrozenTrial:
+        """Trial `number` as the storage holds it now."""
+        return self.storage.get_trial(self.trial_id(number))
+
+
+def open_study(name: str) -> OpenStudy:
     spec = store.load_spec(name)
-    study = optuna.load_study(study_name=spec.name, storage=store.open_storage(spec),
-                              sampler=make_sampler(spec), pruner=make_pruner(spec))
-    return spec, study
+    storage = store.open_storage(spec)
+    study = optuna.load_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec),
+                              pruner=make_pruner(spec))
+    return OpenStudy(spec, study, storage)
 
 
 def run_name(spec: ExperimentSpec, number: int) -> str:
@@ -66,21 +93,19 @@ def trial_params(frozen: optuna.trial.FrozenTrial) -> dict:
 
 
 # ---- claiming and recovering trials ------------------------------------------------------------
-def claim_trial(study: optuna.Study) -> optuna.Trial | None:
+def claim_trial(opened: OpenStudy) -> optuna.Trial | None:
     """Atomically move one waiting trial to RUNNING for this worker; None when none is left.
 
     The storage's compare-and-set (set_trial_state_values returns False to all but one) means two workers
     never claim the same trial; unlike Study.ask, this never creates a trial beyond those queued."""
-    storage = study._storage
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+    for frozen in opened.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = opened.trial_id(frozen.number)
         try:
-            if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+            if not opened.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        trial = optuna.Trial(study, trial_id)
+        trial = optuna.Trial(opened.study, trial_id)
         trial.set_user_attr("worker_host", socket.gethostname())
         trial.set_user_attr("worker_pid", os.getpid())
         return trial
@@ -97,16 +122,16 @@ def _orphaned(frozen: optuna.trial.FrozenTrial, now: float) -> bool:
     return now - float(frozen.user_attrs.get("heartbeat") or started) > ORPHAN_AFTER_SECONDS
 
 
-def recover_interrupted(study: optuna.Study) -> list[int]:
+def recover_interrupted(opened: OpenStudy) -> list[int]:
     """Fail (interrupted) every RUNNING trial whose worker is gone and queue its parameters again.
 
     Returns the numbers of the trials recovered here (another worker may have taken some first)."""
-    recovered, now = [], time.time()
+    recovered, now, study = [], time.time(), opened.study
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _orphaned(frozen, now):
             continue
         try:
-            study._storage.set_trial_user_attr(frozen._trial_id, "state", "interrupted")
+            opened.storage.set_trial_user_attr(opened.trial_id(frozen.number), "state", "interrupted")
             study.tell(frozen.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # another worker recovered it first
@@ -135,6 +160,7 @@ class TrialMonitor(threading.Thread):
         self._done = threading.Event()
         self._reported = 0
         self._beat = 0.0
+        self._metrics = events.MetricsTail(run_dir)  # parses only the lines added since the last look
 
     def run(self) -> None:
         while not self._done.wait(MONITOR_SECONDS):
@@ -152,8 +178,7 @@ class TrialMonitor(threading.Thread):
             return
         if not self.prune:
             return
-        events, _ = runs.read_metrics(self.run_dir)
-        for event in events:
+        for event in self._metrics.read():
             epoch = event.get("epoch") or 0
             if event["type"] != "epoch" or epoch <= self._reported or event.get("val_acc") is None:
                 continue
@@ -242,16 +267,16 @@ def run_trial(spec: ExperimentSpec, study: optuna.Study, trial: optuna.Trial) ->
 def run_worker(name: str, log=None) -> int:
     """Train queued trials of experiment `name` until none is left or a stop is requested; returns how many."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    spec, study = open_study(name)
+    opened = open_study(name)
     done = 0
     while not store.stop_requested(name):
-        for number in recover_interrupted(study):
+        for number in recover_interrupted(opened):
             log(f"trial {number}: its worker ended mid-trial; marked interrupted and queued again")
-        trial = claim_trial(study)
+        trial = claim_trial(opened)
         if trial is None:
             break
-        state = run_trial(spec, study, trial)
-        frozen = study._storage.get_trial(trial._trial_id)
+        state = run_trial(opened.spec, opened.study, trial)
+        frozen = opened.frozen(trial.number)
         value = f" val_acc {frozen.value:.4f}" if frozen.value is not None else ""
         log(f"trial {trial.number} {trial_params(frozen)}: {state}{value}")
         done += 1

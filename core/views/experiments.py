@@ -11,9 +11,10 @@ import csv
 import io
 import json
 import math
+from dataclasses import fields
 
 from core.experiments.spec import MODEL_PREFIX, ExperimentError, ExperimentSpec, parse_grid, parse_space
-from core.training.config import ConfigError
+from core.training.config import ConfigError, TrainConfig
 from core.training.presets import get_preset
 
 COUNT_STATES = ("complete", "running", "queued", "pruned", "failed", "stopped")
@@ -76,18 +77,41 @@ def parse_settings(text: str) -> dict:
     return settings
 
 
-def build_spec(name: str, dataset: str, preset: str, settings: str = "", grid: str = "", space: str = "",
-               sampler: str = "grid", trials: int | None = None, repeats: int = 1, prune: bool = False,
-               title: str = "") -> ExperimentSpec:
-    """The validated spec of the page's form: a preset for `dataset` with `settings` on top as the base, `grid`
-    lines FIELD=V1,V2 (a grid) or `space` lines FIELD=LOW:HIGH[:log] (a random or TPE search).
-    Raises ExperimentError with one line naming the field."""
-    overrides = parse_settings(settings)
+def base_config(dataset: str, preset: str | None, overrides: dict, start: dict | None = None) -> dict:
+    """The base TrainConfig (as a dict) of an experiment: `start` (a whole config, e.g. the Train page's form)
+    or else `preset` for `dataset`, with `overrides` (parse_settings) on top; model arguments in `overrides` add
+    to the start config's. Raises ExperimentError with the config's own messages."""
     try:
-        base = get_preset(preset).config(dataset, **overrides).to_dict()
-    except ValueError as err:  # ConfigError is a ValueError; so is an unknown preset
+        if start is None:
+            return get_preset(preset).config(dataset, **overrides).to_dict()
+        kwargs = {**(start.get("model_kwargs") or {}), **overrides.get("model_kwargs", {})}
+        return TrainConfig.from_dict({**start, **overrides, "model_kwargs": kwargs, "dataset": dataset}).to_dict()
+    except (ValueError, TypeError) as err:  # ConfigError is a ValueError; so is an unknown preset
         messages = err.messages if isinstance(err, ConfigError) else [str(err)]
         raise ExperimentError(f"base settings: {'; '.join(messages)}") from None
+
+
+def config_lines(config: dict) -> list[str]:
+    """What a whole config holds, for a reader: the model with its arguments, then every field that differs from
+    TrainConfig's default ('epochs = 3'), in the dataclass's order."""
+    lines = [f"model = {config.get('model')}"]
+    lines += [f"model.{k} = {format_value(v)}" for k, v in (config.get("model_kwargs") or {}).items()]
+    for f in fields(TrainConfig):
+        if f.name in ("dataset", "model", "model_kwargs") or f.name not in config:
+            continue
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        if config[f.name] != default:
+            lines.append(f"{f.name} = {format_value(config[f.name])}")
+    return lines
+
+
+def build_spec(name: str, dataset: str, preset: str | None, settings: str = "", grid: str = "", space: str = "",
+               sampler: str = "grid", trials: int | None = None, repeats: int = 1, prune: bool = False,
+               title: str = "", start: dict | None = None) -> ExperimentSpec:
+    """The validated spec of the page's form: a preset for `dataset` (or `start`, a whole config such as the Train
+    page's form) with `settings` on top as the base, `grid` lines FIELD=V1,V2 (a grid) or `space` lines
+    FIELD=LOW:HIGH[:log] (a random or TPE search). Raises ExperimentError with one line naming the field."""
+    base = base_config(dataset, preset, parse_settings(settings), start)
     spec = ExperimentSpec(name=str(name or "").strip(), dataset=dataset, base=base,
                           grid=dict(parse_grid(line) for line in _lines(grid, "grid")),
                           repeats=repeats, sampler=sampler, trials=trials if sampler != "grid" else None,
