@@ -25,6 +25,7 @@ from core.inference.predictor import (
     results_csv,
     results_table,
     robustness_probe,
+    threads_for,
 )
 from core.inference.preprocess import STYLE_BY_DATASET, preprocess
 from core.inference.saliency import overlay, saliency_map
@@ -63,6 +64,7 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
         st.warning(warning)
 
     dissent = dissenting_models(results)
+    saliency_spots = []  # every model's probabilities go out first; the saliency maps follow in these spots
     for column, result in zip(st.columns(len(results)), results, strict=True):
         with column:
             loaded = models[result["model"]]
@@ -74,16 +76,18 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
                        + ", ".join(f"{t['class_name']} {t['prob']:.0%}" for t in result["top_k"][1:]))
             st.plotly_chart(probability_chart(result, loaded.class_names), key=f"{key}_chart_{result['model']}",
                             config={"displayModeBar": False})
-            method, heat = saliency_map(loaded, x, result["label"])
-            st.image(overlay(x, heat), width=168,
-                     caption=f"{method}: where it saw “{result['class_name']}”")
+            saliency_spots.append(st.empty())
+    for spot, result in zip(saliency_spots, results, strict=True):
+        method, heat = saliency_map(models[result["model"]], x, result["label"])
+        spot.image(overlay(x, heat), width=168, caption=f"{method}: where it saw “{result['class_name']}”")
 
     st.subheader("What the model sees")
     st.caption("Each preprocessing stage, done the way the dataset itself was made; the last is the 28x28 input.")
     stages = display_stages(image, pre)
     st.image([img for _, img in stages], caption=[name for name, _ in stages], width=96)
 
-    inside_the_network(np.asarray(x, np.float32).reshape(28, 28), models, key)
+    with threads_for(1):  # one image: faster on one thread (see threads_for)
+        inside_the_network(np.asarray(x, np.float32).reshape(28, 28), models, key)
 
     st.subheader("Robustness probe")
     st.caption("The same input shifted, rotated, scaled and with thinner or thicker strokes; ✗ marks a changed answer.")
