@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components.after_paint import painted
 from app.components.datasets import dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.inside import inside_the_network
@@ -52,9 +55,16 @@ def _predict_uploads(files: tuple[tuple[str, bytes], ...], run_paths: tuple[tupl
     return predict_files({name: cached_model(path) for name, path in run_paths}, files, style)
 
 
-def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel], style: str, key: str) -> None:
-    """Everything about one input: agreement, warnings, per-model answers and saliency, stages, robustness."""
-    x = pre.tensor_input
+def input_token(pre, models: dict[str, LoadedModel]) -> str:
+    """A short fingerprint of one input and the chosen models: whose explanations are on screen."""
+    data = np.ascontiguousarray(pre.tensor_input).tobytes() + "|".join(models).encode()
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel], style: str, key: str,
+                 defer: bool = False) -> None:
+    """Everything about one input: agreement, warnings and per-model answers, then `explanations`
+    (deferred until the browser has painted the answers when `defer`)."""
     message = disagreement(results)
     if message:
         st.warning(f"⚠️ {message}")
@@ -64,22 +74,39 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
         st.warning(warning)
 
     dissent = dissenting_models(results)
-    saliency_spots = []  # every model's probabilities go out first; the saliency maps follow in these spots
     for column, result in zip(st.columns(len(results)), results, strict=True):
         with column:
-            loaded = models[result["model"]]
             st.markdown(f"**{result['model']}** · `{result['arch']}`")
             st.metric("Prediction", result["class_name"], help="the most probable class",
                       delta="disagrees" if result["model"] in dissent else None, delta_color="inverse",
                       delta_arrow="off")
             st.caption(f"{result['confidence']:.1%} sure; next: "
                        + ", ".join(f"{t['class_name']} {t['prob']:.0%}" for t in result["top_k"][1:]))
-            st.plotly_chart(probability_chart(result, loaded.class_names), key=f"{key}_chart_{result['model']}",
-                            config={"displayModeBar": False})
-            saliency_spots.append(st.empty())
-    for spot, result in zip(saliency_spots, results, strict=True):
+            st.plotly_chart(probability_chart(result, models[result["model"]].class_names),
+                            key=f"{key}_chart_{result['model']}", config={"displayModeBar": False})
+    explanations(image, pre, results, models, key, input_token(pre, models) if defer else None)
+
+
+@st.fragment
+def explanations(image, pre, results: list[dict], models: dict[str, LoadedModel], key: str,
+                 wait_for: str | None) -> None:
+    """Where each model looked, the preprocessing stages, inside the network and the robustness probe.
+
+    A fragment: its widgets rerun only this part. With `wait_for` (the input's token), a new input's
+    explanations are drawn only once the browser has painted the answers above (see after_paint): the
+    server's work on them otherwise held the answers back (bench/draw_latency.py).
+    """
+    seen = f"{key}_explained"
+    if wait_for is not None and st.session_state.get(seen) != wait_for:
+        if not painted(wait_for, key=f"{key}_painted"):
+            st.caption("Working out where each model looked, what it computed and how robust it is…")
+            return
+        st.session_state[seen] = wait_for
+    x = pre.tensor_input
+    for column, result in zip(st.columns(len(results)), results, strict=True):
         method, heat = saliency_map(models[result["model"]], x, result["label"])
-        spot.image(overlay(x, heat), width=168, caption=f"{method}: where it saw “{result['class_name']}”")
+        column.image(overlay(x, heat), width=168,
+                     caption=f"{result['model']}, {method}: where it saw “{result['class_name']}”")
 
     st.subheader("What the model sees")
     st.caption("Each preprocessing stage, done the way the dataset itself was made; the last is the 28x28 input.")
@@ -132,7 +159,8 @@ if given.drawn:
     if pre is None or pre.is_blank:
         st.info(f"Draw a {thing} on the canvas: an empty canvas is not predicted.")
     else:
-        show_results(given.drawing, pre, predict_image(models, pre), models, style, key="predict_draw")
+        show_results(given.drawing, pre, predict_image(models, pre), models, style, key="predict_draw",
+                     defer=True)
 else:
     if not given.files:
         st.info(f"Upload a photo or scan of a {thing}; dark on light paper is fine, it is inverted.")

@@ -38,6 +38,7 @@ from tests.browser import chromium_browser, new_page, streamlit_server  # noqa: 
 TIMEOUT_MS = 120_000
 TARGET_P50_MS, TARGET_P95_MS = 300.0, 500.0
 APP_MODELS = 3  # the Predict page preselects the three most accurate pretrained runs
+APP_LAST = "keeps its answer on"  # the robustness probe's summary, the last thing the Predict page draws
 
 REFERENCE_APP = '''
 import numpy as np
@@ -60,14 +61,16 @@ else:
                     config={"displayModeBar": False})
 '''
 
-# Runs in the page before its own scripts. arm(n) starts a round expecting n models; the record then holds, in ms
-# of performance.now(), the stroke's pointerup, the frame after n predictions with confidence are in the DOM
-# ("answer"), the frame after n charts have their bars ("bars") and when the script stopped running ("done").
+# Runs in the page before its own scripts. arm(n, last) starts a round expecting n models; the record then holds,
+# in ms of performance.now(), the stroke's pointerup, the frame after n predictions with confidence are in the DOM
+# ("answer"), the frame after n charts have their bars ("bars") and when the script had stopped running with a
+# caption holding `last` on screen ("done").
 WATCH = """
 (() => {
-  const state = {n: 0, armed: false, up: null, answer: null, bars: null, done: null};
+  const state = {n: 0, last: null, armed: false, up: null, answer: null, bars: null, done: null};
   window.__draw = state;
-  state.arm = (n) => Object.assign(state, {n, armed: true, up: null, answer: null, bars: null, done: null});
+  state.arm = (n, last) => Object.assign(state, {n, last, armed: true, up: null, answer: null, bars: null,
+                                                  done: null});
   const visible = (e) => e.getClientRects().length > 0;
   const fresh = (selector) => [...document.querySelectorAll(selector)]
     .filter((e) => visible(e) && !e.closest('[data-stale="true"]'));
@@ -89,7 +92,9 @@ WATCH = """
     }
     const app = document.querySelector('[data-testid="stApp"]');
     const script = app ? app.getAttribute("data-test-script-state") : null;
-    if (answerSeen && state.done === null && script !== "running") state.done = performance.now();
+    if (answerSeen && state.done === null && script !== "running"
+        && (state.last === null || fresh('[data-testid="stCaptionContainer"]')
+          .some((e) => e.textContent.includes(state.last)))) state.done = performance.now();
   };
   window.addEventListener("pointerup", () => {
     if (state.armed && state.up === null) { state.up = performance.now(); answerSeen = barsSeen = false; }
@@ -130,8 +135,10 @@ def wait_idle(page) -> None:
     page.wait_for_timeout(300)
 
 
-def measure(browser, url: str, path: str, ready_text: str, models: int, rounds: int, warmup: int) -> list[dict]:
-    """Draw `warmup + rounds` digits on the canvas at url/path; the records of the timed rounds."""
+def measure(browser, url: str, path: str, ready_text: str, models: int, last_text: str | None, rounds: int,
+            warmup: int) -> list[dict]:
+    """Draw `warmup + rounds` digits on the canvas at url/path; the records of the timed rounds. A round is done
+    when the script has stopped and a caption holding `last_text` (when given) is on screen."""
     page = new_page(browser)
     page.set_default_timeout(TIMEOUT_MS)
     page.add_init_script(WATCH)
@@ -144,7 +151,7 @@ def measure(browser, url: str, path: str, ready_text: str, models: int, rounds: 
     records, names = [], list(DIGITS)
     for n in range(warmup + rounds):
         digit = names[n % len(names)]
-        page.evaluate("(n) => window.__draw.arm(n)", models)
+        page.evaluate("([n, last]) => window.__draw.arm(n, last)", [models, last_text])
         stroke(page, box, DIGITS[digit])
         page.wait_for_function("window.__draw.bars !== null && window.__draw.done !== null", timeout=TIMEOUT_MS)
         record = page.evaluate("({up: __draw.up, answer: __draw.answer, bars: __draw.bars, done: __draw.done})")
@@ -188,9 +195,9 @@ def main() -> int:
         with streamlit_server(env) as app_url, streamlit_server(env, script=script) as reference_url:
             for block in range(args.blocks):  # alternate, so both see the same machine
                 warmup = args.warmup if block == 0 else 0
-                reference += measure(browser, reference_url, "", "Draw something", 1, per_block, warmup)
-                app += measure(browser, app_url, "predict", "Draw a digit on the canvas", APP_MODELS, per_block,
-                               warmup)
+                reference += measure(browser, reference_url, "", "Draw something", 1, None, per_block, warmup)
+                app += measure(browser, app_url, "predict", "Draw a digit on the canvas", APP_MODELS, APP_LAST,
+                               per_block, warmup)
                 print(f"block {block + 1}: app bars p50 {statistics.median(r['bars'] for r in app):.0f} ms, "
                       f"reference {statistics.median(r['bars'] for r in reference):.0f} ms", flush=True)
     load_end = os.getloadavg()[0]

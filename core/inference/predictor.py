@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,37 +67,23 @@ def model_probs(loaded: LoadedModel, inputs: torch.Tensor, batch_size: int = 100
     return probs.numpy()
 
 
-_threads_lock = threading.Lock()
-_single_holders = 0  # callers inside threads_for that asked for one thread
-_threads_before = 1  # the thread count to restore when the last of them leaves
-
-
 @contextmanager
 def threads_for(n_images: int):
     """One intra-op thread for a few images, the configured number for large batches.
 
     A single image is too little work to share: on this 2-core machine with the other core busy,
     the fast model took 0.65 ms (p50) on one thread and 9.5 ms on two, which wait for each other
-    (Grad-CAM of the best MNIST model under load: 110 ms on two, 10 ms on one). Sessions of the app
-    run in threads of one process, so overlapping callers share one count: the first sets one thread,
-    the last restores what was there.
+    (Grad-CAM of the best MNIST model under load: 10 ms on one thread, 110 ms on two).
     """
-    global _single_holders, _threads_before
-    if n_images > SMALL_BATCH:
+    before = torch.get_num_threads()
+    if n_images > SMALL_BATCH or before == 1:
         yield
         return
-    with _threads_lock:
-        if _single_holders == 0:
-            _threads_before = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _single_holders += 1
+    torch.set_num_threads(1)
     try:
         yield
     finally:
-        with _threads_lock:
-            _single_holders -= 1
-            if _single_holders == 0:
-                torch.set_num_threads(_threads_before)
+        torch.set_num_threads(before)
 
 
 def predict_batch(models: Models, inputs: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
