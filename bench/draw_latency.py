@@ -6,14 +6,15 @@ one digit with the mouse (a single stroke: eight different digits in turn), wait
 then clears the canvas with its toolbar's bin. A script injected into the page takes every timestamp there
 (`performance.now()`): the `pointerup` that ends the stroke, then the first animation frame after the DOM
 shows every chosen model's prediction and confidence ("answer") and after every model's probability bars
-are drawn ("bars", the headline figure), and when the script run ends ("page done": saliency, inside the
-network, the robustness probe).
+are drawn ("bars", the headline figure), and when no script runs and the robustness probe's summary, the
+last thing the page draws, is there ("page done": saliency, inside the network and the probe too).
 
 The reference, measured the same way in the same run alternately with the app, is a one-page app with the
 same canvas (same size and settings) that echoes one number with a metric and a ten-bar chart derived from
-the ink: the floor of a draw-to-answer round trip through this Streamlit, canvas and browser on this machine.
+the ink (static Plotly, as the app's): the floor of a draw-to-answer round trip through this Streamlit,
+canvas and browser on this machine.
 
-    python bench/draw_latency.py                 # 24 rounds of each (after 2 warm-up rounds)
+    python bench/draw_latency.py                 # 24 rounds of each (2 blocks, each after 2 warm-up rounds)
     python bench/draw_latency.py --rounds 8      # a quick check
 """
 
@@ -58,7 +59,7 @@ else:
     st.metric("Prediction", int(np.argmax(probs)))
     st.caption(f"{probs.max():.0%} sure")
     st.plotly_chart(go.Figure(go.Bar(x=[str(i) for i in range(10)], y=probs.tolist())), key="reference_chart",
-                    config={"displayModeBar": False})
+                    config={"displayModeBar": False, "staticPlot": True})
 '''
 
 # Runs in the page before its own scripts. arm(n, last) starts a round expecting n models; the record then holds,
@@ -176,7 +177,9 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=24, help="timed digits drawn on each app")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed digits first (imports, model loading)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed digits first in each block (imports, model loading, the chart library: "
+                             "each block opens a fresh browser context)")
     parser.add_argument("--blocks", type=int, default=2, help="alternate app and reference this many times")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "draw_latency.json")
     args = parser.parse_args()
@@ -194,10 +197,10 @@ def main() -> int:
         script.write_text(REFERENCE_APP)
         with streamlit_server(env) as app_url, streamlit_server(env, script=script) as reference_url:
             for block in range(args.blocks):  # alternate, so both see the same machine
-                warmup = args.warmup if block == 0 else 0
-                reference += measure(browser, reference_url, "", "Draw something", 1, None, per_block, warmup)
+                reference += measure(browser, reference_url, "", "Draw something", 1, None, per_block,
+                                     args.warmup)
                 app += measure(browser, app_url, "predict", "Draw a digit on the canvas", APP_MODELS, APP_LAST,
-                               per_block, warmup)
+                               per_block, args.warmup)
                 print(f"block {block + 1}: app bars p50 {statistics.median(r['bars'] for r in app):.0f} ms, "
                       f"reference {statistics.median(r['bars'] for r in reference):.0f} ms", flush=True)
     load_end = os.getloadavg()[0]
