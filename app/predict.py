@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components.after_paint import painted
 from app.components.datasets import dataset_picker
 from app.components.image_input import THING_BY_STYLE, draw_or_upload
 from app.components.inside import inside_the_network
@@ -25,6 +28,7 @@ from core.inference.predictor import (
     results_csv,
     results_table,
     robustness_probe,
+    threads_for,
 )
 from core.inference.preprocess import STYLE_BY_DATASET, preprocess
 from core.inference.saliency import overlay, saliency_map
@@ -34,13 +38,18 @@ from core.views.catalog import list_finished_runs, run_label
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
 
 
+CHART_CONFIG = {"displayModeBar": False, "staticPlot": True}  # static: no hover layers to build, drawn sooner
+
+
 def probability_chart(result: dict, class_names: list[str]) -> go.Figure:
-    """The ten probabilities as bars, the predicted class highlighted."""
+    """The ten probabilities as bars, the predicted class highlighted, each bar of 1% or more labelled."""
     colours = ["#d62728" if i == result["label"] else "#9aa5b1" for i in range(len(class_names))]
-    fig = go.Figure(go.Bar(x=list(class_names), y=result["probs"], marker_color=colours,
-                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    labels = [f"{p:.0%}" if p >= 0.005 else "" for p in result["probs"]]
+    fig = go.Figure(go.Bar(x=list(class_names), y=result["probs"], marker_color=colours, text=labels,
+                           textposition="outside", cliponaxis=False))
     fig.update_layout(height=230, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
-                      yaxis={"range": [0, 1], "tickformat": ".0%"}, xaxis={"type": "category"})
+                      yaxis={"range": [0, 1.12], "tickformat": ".0%", "tickvals": [0, 0.25, 0.5, 0.75, 1]},
+                      xaxis={"type": "category"})
     return fig
 
 
@@ -51,9 +60,16 @@ def _predict_uploads(files: tuple[tuple[str, bytes], ...], run_paths: tuple[tupl
     return predict_files({name: cached_model(path) for name, path in run_paths}, files, style)
 
 
-def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel], style: str, key: str) -> None:
-    """Everything about one input: agreement, warnings, per-model answers and saliency, stages, robustness."""
-    x = pre.tensor_input
+def input_token(pre, models: dict[str, LoadedModel]) -> str:
+    """A short fingerprint of one input and the chosen models: whose explanations are on screen."""
+    data = np.ascontiguousarray(pre.tensor_input).tobytes() + "|".join(models).encode()
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel], style: str, key: str,
+                 defer: bool = False) -> None:
+    """Everything about one input: agreement, warnings and per-model answers, then `explanations`
+    (deferred until the browser has painted the answers when `defer`)."""
     message = disagreement(results)
     if message:
         st.warning(f"⚠️ {message}")
@@ -65,25 +81,45 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
     dissent = dissenting_models(results)
     for column, result in zip(st.columns(len(results)), results, strict=True):
         with column:
-            loaded = models[result["model"]]
             st.markdown(f"**{result['model']}** · `{result['arch']}`")
             st.metric("Prediction", result["class_name"], help="the most probable class",
                       delta="disagrees" if result["model"] in dissent else None, delta_color="inverse",
                       delta_arrow="off")
             st.caption(f"{result['confidence']:.1%} sure; next: "
                        + ", ".join(f"{t['class_name']} {t['prob']:.0%}" for t in result["top_k"][1:]))
-            st.plotly_chart(probability_chart(result, loaded.class_names), key=f"{key}_chart_{result['model']}",
-                            config={"displayModeBar": False})
-            method, heat = saliency_map(loaded, x, result["label"])
-            st.image(overlay(x, heat), width=168,
-                     caption=f"{method}: where it saw “{result['class_name']}”")
+            st.plotly_chart(probability_chart(result, models[result["model"]].class_names),
+                            key=f"{key}_chart_{result['model']}", config=CHART_CONFIG)
+    explanations(image, pre, results, models, key, input_token(pre, models) if defer else None)
+
+
+@st.fragment
+def explanations(image, pre, results: list[dict], models: dict[str, LoadedModel], key: str,
+                 wait_for: str | None) -> None:
+    """Where each model looked, the preprocessing stages, inside the network and the robustness probe.
+
+    A fragment: its widgets rerun only this part. With `wait_for` (the input's token), a new input's
+    explanations are drawn only once the browser has painted the answers above (see after_paint): the
+    server's work on them otherwise held the answers back (bench/draw_latency.py).
+    """
+    seen = f"{key}_explained"
+    if wait_for is not None and st.session_state.get(seen) != wait_for:
+        if not painted(wait_for, key=f"{key}_painted"):
+            st.caption("Working out where each model looked, what it computed and how robust it is…")
+            return
+        st.session_state[seen] = wait_for
+    x = pre.tensor_input
+    for column, result in zip(st.columns(len(results)), results, strict=True):
+        method, heat = saliency_map(models[result["model"]], x, result["label"])
+        column.image(overlay(x, heat), width=168,
+                     caption=f"{result['model']}, {method}: where it saw “{result['class_name']}”")
 
     st.subheader("What the model sees")
     st.caption("Each preprocessing stage, done the way the dataset itself was made; the last is the 28x28 input.")
     stages = display_stages(image, pre)
     st.image([img for _, img in stages], caption=[name for name, _ in stages], width=96)
 
-    inside_the_network(np.asarray(x, np.float32).reshape(28, 28), models, key)
+    with threads_for(1):  # one image: faster on one thread (see threads_for)
+        inside_the_network(np.asarray(x, np.float32).reshape(28, 28), models, key)
 
     st.subheader("Robustness probe")
     st.caption("The same input shifted, rotated, scaled and with thinner or thicker strokes; ✗ marks a changed answer.")
@@ -128,7 +164,8 @@ if given.drawn:
     if pre is None or pre.is_blank:
         st.info(f"Draw a {thing} on the canvas: an empty canvas is not predicted.")
     else:
-        show_results(given.drawing, pre, predict_image(models, pre), models, style, key="predict_draw")
+        show_results(given.drawing, pre, predict_image(models, pre), models, style, key="predict_draw",
+                     defer=True)
 else:
     if not given.files:
         st.info(f"Upload a photo or scan of a {thing}; dark on light paper is fine, it is inverted.")

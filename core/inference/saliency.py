@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data.datasets import normalise
-from core.inference.predictor import model_probs
+from core.inference.predictor import model_probs, threads_for
 from core.store.checkpoint import LoadedModel
 
 SIDE = 28
@@ -102,12 +102,16 @@ def occlusion(loaded: LoadedModel, x: np.ndarray | torch.Tensor, target: int,
 
 
 def saliency_map(loaded: LoadedModel, x: np.ndarray | torch.Tensor, target: int) -> tuple[str, np.ndarray]:
-    """("Grad-CAM", map) for conv nets, ("occlusion", map) for the others or when Grad-CAM is all zero."""
-    if last_conv(loaded.model) is not None:
-        heat = grad_cam(loaded, x, target)
-        if heat.any():
-            return "Grad-CAM", heat
-    return "occlusion", occlusion(loaded, x, target)
+    """("Grad-CAM", map) for conv nets, ("occlusion", map) for the others or when Grad-CAM is all zero.
+
+    On one intra-op thread: one image is too little work to share between threads (see threads_for).
+    """
+    with threads_for(1):
+        if last_conv(loaded.model) is not None:
+            heat = grad_cam(loaded, x, target)
+            if heat.any():
+                return "Grad-CAM", heat
+        return "occlusion", occlusion(loaded, x, target)
 
 
 def colormap(heat: np.ndarray) -> np.ndarray:
