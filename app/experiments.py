@@ -24,6 +24,8 @@ from core.store import progress, runs
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.presets import PRESETS
 from core.views import experiments as xv
+from core.views.formats import format_duration
+from core.views.progress import progress_text
 
 NEW, WATCH = VIEWS = ("New experiment", "Watch and results")
 VIEW_KEY = "exp_view"
@@ -52,7 +54,7 @@ def estimate_text(spec: ExperimentSpec) -> str:
     guess, unmeasured = cached_estimate(json.dumps(data, sort_keys=True))
     runs_count = int(guess["runs"])
     text = f"**{runs_count} run{'s' if runs_count != 1 else ''}** · about " \
-           f"**{progress.format_duration(guess['seconds']) or '0s'}** with one worker"
+           f"**{format_duration(guess['seconds']) or '0s'}** with one worker"
     if unmeasured:
         text += (f" (a first guess: no run of {', '.join(unmeasured)} has been timed yet, so its speed is scaled "
                  "from a shipped model's by multiply-adds)")
@@ -198,7 +200,7 @@ def current_runs(report: dict) -> None:
         info = runs.read_run(path)
         p = progress.summarize(runs.read_metrics(path)[0], info.config)
         params = ", ".join(f"{xv.field_label(k)} = {xv.format_value(v)}" for k, v in trial["params"].items())
-        st.progress(p.fraction, text=f"trial {trial['number']} ({params}): {progress.progress_text(p, info.state)}")
+        st.progress(p.fraction, text=f"trial {trial['number']} ({params}): {progress_text(p, info.state)}")
 
 
 def leaderboard_table(report: dict, key: str, limit: int | None = LEADERBOARD_ROWS) -> None:

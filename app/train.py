@@ -24,6 +24,7 @@ from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.config import OPTIMISER, ConfigError, TrainConfig, field_groups, field_help
 from core.training.presets import PRESETS
 from core.views.formats import format_duration
+from core.views.progress import progress_text, queue_text, run_rows
 
 FIELD = "train_f_"  # widget key prefix of every TrainConfig field
 OPEN_GROUPS = (OPTIMISER,)
@@ -214,8 +215,8 @@ def status_block(info: runs.RunInfo, p: progress.LiveProgress) -> str:
     state = info.state
     st.markdown(f"**Status:** `{state}`")
     if state == "queued":
-        st.info(progress.queue_text(info.status, max_concurrent()))
-    st.progress(p.fraction, text=progress.progress_text(p, state))
+        st.info(queue_text(info.status, max_concurrent()))
+    st.progress(p.fraction, text=progress_text(p, state))
     return state
 
 
@@ -407,7 +408,7 @@ def run_list(user_runs: list[runs.RunInfo]) -> None:
     if not user_runs:
         st.caption("Runs you start appear here, newest first. Pretrained models are on the Home page.")
         return
-    st.dataframe(progress.run_rows(user_runs), hide_index=True, key="train_run_table", column_config={
+    st.dataframe(run_rows(user_runs), hide_index=True, key="train_run_table", column_config={
         "best val acc": st.column_config.NumberColumn(format="percent"),
         "test acc": st.column_config.NumberColumn(format="percent"),
     })
