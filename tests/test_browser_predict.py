@@ -21,10 +21,19 @@ def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 1
     page.mouse.up()
 
 
-def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
+@pytest.fixture(scope="module")
+def predict_server(tmp_path_factory, tiny_data_root, mnist_pretrained):
+    """One server for this file's visitors (each test is a fresh browser, so a fresh session): (url, real)."""
     root, real = mnist_pretrained
-    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
-    with streamlit_server(env) as url, chromium_page() as page:
+    env = {"MNIST_STUDIO_RUNS": str(tmp_path_factory.mktemp("predict") / "runs"),
+           "MNIST_STUDIO_DATA": str(tiny_data_root), "MNIST_STUDIO_PRETRAINED": str(root)}
+    with streamlit_server(env) as url:
+        yield url, real
+
+
+def test_drawing_a_seven_shows_what_the_model_reads(predict_server):
+    url, real = predict_server
+    with chromium_page() as page:
         page.goto(f"{url}/predict")
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
         canvas = page.locator("canvas.upper-canvas").first  # Fabric's drawing layer
@@ -49,10 +58,9 @@ def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
         assert page.get_by_test_id("stMetricValue").count() == 0
 
 
-def test_drawing_a_digit_and_opening_a_feature_map(store, mnist_pretrained):
-    root, _ = mnist_pretrained
-    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
-    with streamlit_server(env) as url, chromium_page() as page:
+def test_drawing_a_digit_and_opening_a_feature_map(predict_server):
+    url, _ = predict_server
+    with chromium_page() as page:
         page.goto(f"{url}/predict")
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for(timeout=60_000)
