@@ -22,10 +22,11 @@ from core.experiments import report as reports
 from core.experiments import store, worker
 from core.experiments.ready import READY
 from core.experiments.spec import SAMPLERS, ExperimentError, ExperimentSpec
-from core.store import progress, runs
+from core.store import runs
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.presets import PRESETS
 from core.views import experiments as xv
+from core.views.formats import format_duration
 
 NEW, WATCH = VIEWS = ("New experiment", "Watch and results")
 VIEW_KEY = "exp_view"
@@ -55,7 +56,7 @@ def estimate_text(spec: ExperimentSpec) -> str:
     guess, unmeasured = cached_estimate(json.dumps(data, sort_keys=True))
     runs_count = int(guess["runs"])
     text = f"**{runs_count} run{'s' if runs_count != 1 else ''}** · about " \
-           f"**{progress.format_duration(guess['seconds']) or '0s'}** with one worker"
+           f"**{format_duration(guess['seconds']) or '0s'}** with one worker"
     if unmeasured:
         text += (f" (a first guess: no run of {', '.join(unmeasured)} has been timed yet, so its speed is scaled "
                  "from a shipped model's by multiply-adds)")

@@ -19,12 +19,13 @@ from app.components.datasets import data_missing_notice, dataset_picker
 from app.components.visitor import current_actor
 from core import hosting
 from core.models.registry import list_models
-from core.store import guest, launcher, progress, runs
+from core.store import guest, launcher, runs
 from core.store.paths import runs_root
 from core.store.slots import MAX_CONCURRENT_ENV, max_concurrent
 from core.training.config import OPTIMISER, ConfigError, TrainConfig, field_groups, field_help
 from core.training.presets import PRESETS
 from core.views.formats import format_duration
+from core.views.progress import run_rows
 
 FIELD = "train_f_"  # widget key prefix of every TrainConfig field
 OPEN_GROUPS = (OPTIMISER,)
@@ -322,7 +323,7 @@ def run_list(user_runs: list[runs.RunInfo]) -> None:
     if not user_runs:
         st.caption("Runs you start appear here, newest first. Pretrained models are on the Home page.")
         return
-    st.dataframe(progress.run_rows(user_runs), hide_index=True, key="train_run_table", column_config={
+    st.dataframe(run_rows(user_runs), hide_index=True, key="train_run_table", column_config={
         "best val acc": st.column_config.NumberColumn(format="percent"),
         "test acc": st.column_config.NumberColumn(format="percent"),
     })

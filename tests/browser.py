@@ -60,15 +60,22 @@ def streamlit_server(env: dict[str, str], timeout: float = 60.0, script: Path | 
         log.close()
 
 
-@contextmanager
-def chromium_browser():
-    """A headless Playwright browser in Debian's Chromium (skipped outside CI when either is missing)."""
+def require_chromium() -> None:
+    """Skip (fail in CI) unless Debian's Chromium and Playwright are installed; starts no browser."""
     require_or_skip(Path(CHROMIUM).exists() or shutil.which("chromium") is not None,
                     "Debian's chromium is not installed (apt-get install -y chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:
         require_or_skip(False, "playwright is not installed")
+
+
+@contextmanager
+def chromium_browser():
+    """A headless Playwright browser in Debian's Chromium (skipped outside CI when either is missing)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
                                     args=CHROMIUM_ARGS, headless=True)

@@ -22,10 +22,19 @@ def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 1
     page.mouse.up()
 
 
-def test_drawing_a_seven_shows_what_the_model_reads(store, mnist_pretrained):
+@pytest.fixture(scope="module")
+def predict_server(tmp_path_factory, tiny_data_root, mnist_pretrained):
+    """One server for this file's visitors (each test is a fresh browser, so a fresh session): (url, real)."""
     root, real = mnist_pretrained
-    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
-    with streamlit_server(env) as url, chromium_page() as page:
+    env = {"MNIST_STUDIO_RUNS": str(tmp_path_factory.mktemp("predict") / "runs"),
+           "MNIST_STUDIO_DATA": str(tiny_data_root), "MNIST_STUDIO_PRETRAINED": str(root)}
+    with streamlit_server(env) as url:
+        yield url, real
+
+
+def test_drawing_a_seven_shows_what_the_model_reads(predict_server):
+    url, real = predict_server
+    with chromium_page() as page:
         page.goto(f"{url}/predict")
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
         canvas = page.locator("canvas.upper-canvas").first  # Fabric's drawing layer
@@ -55,19 +64,19 @@ LAYER_HEADINGS = """() => [...document.querySelectorAll('[data-testid="stMarkdow
   .map((e) => e.innerText.trim()).filter((t) => /^\\d+\\. \\S/.test(t))"""
 
 
-def test_drawing_a_seven_walking_through_every_layer_of_the_fast_net_and_opening_a_feature_map(store,
+def test_drawing_a_seven_walking_through_every_layer_of_the_fast_net_and_opening_a_feature_map(predict_server,
                                                                                                mnist_pretrained):
     from core.inference.features import feature_maps
     from core.store.checkpoint import load_model
 
-    root, real = mnist_pretrained
+    url, real = predict_server
+    root, _ = mnist_pretrained
     fast = load_model(root / "mnist-fast")
     assert fast.arch == "fast"
     layers = [f"{i + 1}. {layer.name} · {layer.shape_text}"
               for i, layer in enumerate(feature_maps(fast, np.zeros((28, 28), np.float32)))]
     assert layers[-1].split(" · ")[0].endswith("softmax")
-    env = {"MNIST_STUDIO_RUNS": str(store), "MNIST_STUDIO_PRETRAINED": str(root)}
-    with streamlit_server(env) as url, chromium_page() as page:
+    with chromium_page() as page:
         page.goto(f"{url}/predict")
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for(timeout=60_000)

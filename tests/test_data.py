@@ -1,8 +1,13 @@
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from core.data import datasets as data
 from core.data.augment import AugmentSpec, augment_batch
+from tests.conftest import REPO
 
 
 def test_registry_names_classes_and_loader():
@@ -14,12 +19,41 @@ def test_registry_names_classes_and_loader():
         data.get_dataset("cifar")
 
 
-def test_loads_idx_files_through_torchvision(tiny_data_root):
+def test_loads_idx_files_as_torchvision_reads_them(tiny_data_root):
+    import torchvision.datasets
+
     images, labels = data.load_split("mnist", train=True, root=tiny_data_root)
     assert images.shape == (600, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (600,) and labels.dtype == torch.int64 and set(labels.tolist()) == set(range(10))
-    test_images, _ = data.load_split("fashion-mnist", train=False, root=tiny_data_root)
+    test_images, test_labels = data.load_split("fashion-mnist", train=False, root=tiny_data_root)
     assert test_images.shape == (200, 28, 28)
+    reference = torchvision.datasets.FashionMNIST(str(tiny_data_root), train=False, download=False)
+    assert torch.equal(test_images, reference.data) and torch.equal(test_labels, reference.targets)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not idx", "longer", "empty"])
+def test_a_damaged_idx_file_is_refused_in_one_line(tmp_path, tiny_data_root, damage):
+    shutil.copytree(tiny_data_root / "MNIST", tmp_path / "MNIST")
+    path = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    content = path.read_bytes()
+    path.write_bytes({"truncated": content[:-5], "not idx": b"PK\x03\x04" + content[4:], "longer": content + b"x",
+                      "empty": b""}[damage])
+    with pytest.raises(data.DataUnavailableError, match="unreadable files"):
+        data.load_split("mnist", train=False, root=tmp_path, download=False)
+
+
+def test_reading_the_data_and_saving_a_checkpoint_import_no_torchvision(tiny_data_root, tmp_path):
+    """Importing torchvision costs a training process about 3 CPU seconds, as much again as torch itself."""
+    code = ("import sys; from pathlib import Path; from core.data.datasets import load_split; "
+            "from core.models.registry import create_model; from core.store.checkpoint import save_checkpoint; "
+            f"images, _ = load_split('mnist', train=True, root=Path({str(tiny_data_root)!r}), download=False); "
+            f"save_checkpoint(Path({str(tmp_path / 'last.pt')!r}), create_model('linear'), arch='linear', "
+            "model_kwargs={}, dataset='mnist', class_names=list('0123456789'), mean=0.1, std=0.3); "
+            "print(len(images), 'torchvision' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["600", "False"]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["versions"]["torchvision"]
 
 
 def test_missing_data_names_the_root_and_the_variable(tmp_path):

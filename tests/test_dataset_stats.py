@@ -196,7 +196,7 @@ def test_download_fetches_every_file_with_progress_and_falls_back_to_the_next_mi
     assert not list((root / "MNIST" / "raw").glob("*.gz")) and not list((root / "MNIST" / "raw").glob("*.part"))
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and all(0 <= f <= 1 for f in fractions)
-    images, labels = load_split("mnist", train=False, root=root, download=False)  # torchvision reads them
+    images, labels = load_split("mnist", train=False, root=root, download=False)  # the app reads them
     assert images.shape == (200, 28, 28) and len(labels) == 200
     # a second call finds everything there and needs no network at all
     again = []

@@ -3,7 +3,6 @@ import pytest
 
 from core.store import events, progress, runs
 from core.training.session import run
-from core.views.formats import format_duration
 from tests.conftest import tiny_config
 
 
@@ -116,35 +115,6 @@ def test_the_tail_of_a_real_run_matches_the_store_reader(store):
     p = progress.summarize(logged, config.to_dict())
     assert p.end_state == "completed" and p.epochs_done == 2 and p.fraction == 1.0
     assert p.test_acc == runs.read_run(path).summary["test_acc"] and p.loss and len(p.loss_smooth) == len(p.loss)
-
-
-def test_texts_for_ordinals_and_queue_places():
-    assert [progress.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 102)] == \
-        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "102nd"]
-    assert progress.status_text({"state": "queued", "queue_position": 1}) == "queued (2nd in line)"
-    assert progress.status_text({"state": "queued"}) == "queued"
-    assert progress.status_text({"state": "running", "epoch": 3, "queue_position": None}) == "running"
-    assert progress.status_text({}) == "failed"
-    assert "2nd in line (1 run ahead)" in progress.queue_text({"queue_position": 1, "max_concurrent": 1}, 4)
-    assert "at most 1 run train" in progress.queue_text({"queue_position": 0, "max_concurrent": 1}, 4)
-    assert "starting" in progress.queue_text({}, 1)
-
-
-def test_run_rows_list_every_run_with_its_numbers(store):
-    done, queued = store / "done", store / "queued"
-    runs.RunWriter.create(done, tiny_config(epochs=2).to_dict(), state="running")
-    run(tiny_config(epochs=2), done)
-    runs.RunWriter.create(queued, tiny_config(epochs=7, dataset="fashion-mnist").to_dict(), state="queued")
-    runs.RunWriter(queued).set_status("queued", queue_position=0)
-    rows = progress.run_rows(runs.list_runs(include_pretrained=False))
-    assert [r["run"] for r in rows] == ["queued", "done"]  # newest first
-    summary = runs.read_run(done).summary
-    assert rows[1]["status"] == "completed" and rows[1]["epochs"] == "2/2"
-    assert rows[1]["test acc"] == summary["test_acc"] and rows[1]["best val acc"] == summary["best_val_acc"]
-    assert rows[1]["duration"] == format_duration(summary["train_seconds"])
-    assert rows[0] | {"started": None} == {"run": "queued", "dataset": "fashion-mnist", "model": "cnn2",
-                                          "status": "queued (1st in line)", "epochs": "0/7", "best val acc": None,
-                                          "test acc": None, "duration": "", "started": None}
 
 
 def test_run_duration_counts_wall_time_until_finished():

@@ -21,6 +21,7 @@ import streamlit as st
 from core.store import events, progress, runs
 from core.store.slots import max_concurrent
 from core.views.formats import format_duration
+from core.views.progress import progress_text, queue_text
 
 # plotly checks its inputs against pandas only if `pandas` is in sys.modules, without importing it; while the warm-up
 # thread (app/components/warmup.py) is importing pandas, that finds a half-initialised module and fails ("partially
@@ -100,8 +101,8 @@ def status_block(info: runs.RunInfo, p: progress.LiveProgress, text: str | None 
     state = info.state
     st.markdown(f"**Status:** `{state}`")
     if state == "queued":
-        st.info(progress.queue_text(info.status, max_concurrent()))
-    line = progress.progress_text(p, state)
+        st.info(queue_text(info.status, max_concurrent()))
+    line = progress_text(p, state)
     st.progress(p.fraction, text=f"{text}: {line}" if text else line)
     return state
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.store.paths import DATA_ENV, data_root
@@ -31,8 +34,8 @@ class DatasetSpec:
 
     @property
     def loader(self) -> type:
-        """The torchvision dataset class that reads (and downloads) it, imported on first use: importing
-        torchvision takes seconds, and pages that only list datasets or check their files need none of it."""
+        """The torchvision dataset class that downloads it, imported only when its files are missing: importing
+        torchvision takes seconds (read_idx reads the files once they are there)."""
         import torchvision.datasets
 
         return getattr(torchvision.datasets, self.folder)
@@ -79,10 +82,40 @@ def is_available(name: str, root: Path | None = None) -> bool:
     return not missing_files(name, root)
 
 
+IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST and Fashion-MNIST use
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format: zero, zero, type, rank, big-endian sizes, the bytes).
+
+    Read here rather than through torchvision's dataset class because importing torchvision costs about 3 s
+    of CPU (it pulls in torch._dynamo), as much again as importing torch: every training process paid it
+    just to read four files that exist. torchvision still downloads missing files (`DatasetSpec.loader`).
+    """
+    data = Path(path).read_bytes()
+    if len(data) < 4 or data[:3] != bytes([0, 0, IDX_UBYTE]):
+        raise ValueError(f"{Path(path).name} is not an IDX file of unsigned bytes")
+    start = 4 + 4 * data[3]
+    shape = struct.unpack(f">{data[3]}I", data[4:start]) if len(data) >= start else None
+    if shape is None or len(data) != start + math.prod(shape):
+        raise ValueError(f"{Path(path).name} is truncated or longer than its header says")
+    return np.frombuffer(data, np.uint8, offset=start).reshape(shape).copy()
+
+
+def _read_split(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    prefix = "train" if train else "t10k"
+    images, labels = read_idx(folder / f"{prefix}-images-idx3-ubyte"), read_idx(folder / f"{prefix}-labels-idx1-ubyte")
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{prefix} images {images.shape} and labels {labels.shape} do not match")
+    return torch.from_numpy(images), torch.from_numpy(labels).long()
+
+
 @functools.lru_cache(maxsize=8)
 def _load(name: str, train: bool, root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     spec = get_dataset(name)
     try:
+        if is_available(name, Path(root)):
+            return _read_split(raw_dir(name, Path(root)), train)
         ds = spec.loader(root, train=train, download=download)
     except Exception as err:  # torchvision raises RuntimeError/URLError/OSError when offline
         missing = ", ".join(p.name for p in missing_files(name, Path(root))) or "unreadable files"
