@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.data import datasets as data
-from core.data.augment import AugmentSpec, augment_batch
+from core.data.augment import AugmentSpec, affine, augment_batch, stroke_width
 from tests.conftest import REPO
 
 
@@ -129,3 +129,32 @@ def test_erase_blanks_a_rectangle():
     out = augment_batch(x, AugmentSpec(erase=1.0), torch.Generator().manual_seed(0))
     erased = (out == 0).sum((1, 2, 3))
     assert (erased > 0).all() and (erased <= 0.25 * 28 * 28 + 28).all()
+
+
+def test_affine_turns_counter_clockwise_and_zooms_about_the_mnist_centre():
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, 0, 14, 20] = 1.0  # 6 px right of the centre (14, 14)
+    out = affine(x, torch.tensor([0.0, 90.0, 0.0]), torch.tensor([1.0, 1.0, 0.5]))
+    assert torch.allclose(out[0], x[0], atol=1e-5)
+    assert out[1, 0, 8, 14] == pytest.approx(1.0, abs=1e-4) and out[1].sum() == pytest.approx(1.0, abs=1e-4)
+    assert out[2, 0, 14, 17] == pytest.approx(1.0, abs=1e-4)  # half the distance from the centre
+
+
+def test_scale_and_stroke_augmentations_change_size_and_ink_both_ways():
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    for spec in (AugmentSpec(scale=0.2), AugmentSpec(stroke=1.0)):
+        out = augment_batch(x, spec, torch.Generator().manual_seed(0))
+        ink = out.sum((1, 2, 3))
+        assert spec.active and out.min() >= 0 and out.max() <= 1
+        assert (ink < x[0].sum() - 1).any() and (ink > x[0].sum() + 1).any()
+    unchanged = augment_batch(x, AugmentSpec(stroke=0.5), torch.Generator().manual_seed(0))
+    assert 16 <= sum(torch.equal(o, x[0]) for o in unchanged) <= 48
+
+
+def test_thinner_and_thicker_strokes_keep_the_peak():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 8:20, 12:15] = 0.8
+    out = stroke_width(x, torch.tensor([False, True]))
+    assert out[0].sum() < x[0].sum() < out[1].sum()
+    assert out.amax((1, 2, 3)).tolist() == pytest.approx([0.8, 0.8])

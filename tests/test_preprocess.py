@@ -30,7 +30,6 @@ from core.inference.preprocess import (
     preprocess,
     shift,
     to_grey,
-    variants,
 )
 
 SEVEN = [(20, 20), (80, 20), (40, 100)]  # a "7", drawn in the top-left of a 200x160 canvas
@@ -344,27 +343,6 @@ def test_shift_fills_with_black():
     assert not shift(img, 5, 0).any()
 
 
-# --- robustness variants --------------------------------------------------------------------
-
-
-def test_variants():
-    x = digits(canvas(line=SEVEN))
-    out = dict(variants(x))
-    assert len(out) == 10
-    for v in out.values():
-        assert v.shape == (SIDE, SIDE) and v.dtype == np.float32 and 0 <= v.min() <= v.max() <= 1
-    cx = centre_of_mass(x)[1]
-    assert centre_of_mass(out["shift right 3 px"])[1] == pytest.approx(cx + 3, abs=0.3)
-    assert centre_of_mass(out["shift left 3 px"])[1] == pytest.approx(cx - 3, abs=0.3)
-    assert out["thinner strokes"].sum() < x.sum() < out["thicker strokes"].sum()
-    assert out["scale 0.8x"].sum() < x.sum() < out["scale 1.2x"].sum()
-    for name in ("rotate -15°", "rotate +15°"):
-        assert out[name].sum() == pytest.approx(x.sum(), rel=0.1)
-        assert not np.allclose(out[name], x)
-    assert variants(x[None])[0][1].shape == (SIDE, SIDE)
-    assert all(not v.any() for _, v in variants(np.zeros((SIDE, SIDE))))
-
-
 # --- properties -----------------------------------------------------------------------------
 
 
@@ -409,11 +387,3 @@ def test_property_preprocess_never_fails(image, style):
 )
 def test_property_small_arrays_any_values(image, style):
     check_output(preprocess(image, style))
-
-
-@settings(max_examples=60, deadline=None)
-@given(hnp.arrays(np.float32, (SIDE, SIDE), elements=st.floats(0, 1, width=32)))
-def test_property_variants_stay_in_range(x):
-    for _, v in variants(x):
-        assert v.shape == (SIDE, SIDE) and v.dtype == np.float32
-        assert np.isfinite(v).all() and v.min() >= 0 and v.max() <= 1

@@ -28,7 +28,8 @@ import torch
 from core import hosting
 from core.inference.engine import predict_probs
 from core.inference.images import MAX_UPLOAD_BYTES, decode_many
-from core.inference.preprocess import REFERENCE_STATS, STYLE_BY_DATASET, Preprocessed, preprocess, variants
+from core.inference.preprocess import REFERENCE_STATS, STYLE_BY_DATASET, Preprocessed, preprocess
+from core.inference.probe import variants
 from core.store.checkpoint import LoadedModel
 
 LOW_CONFIDENCE = 0.6  # a top probability under this is called unsure
@@ -205,7 +206,7 @@ class Probe:
 
 
 def robustness_probe(models: Models, pre: Preprocessed) -> Probe:
-    """Predict the input and its variants (core.inference.preprocess.variants) with every model, one batch each."""
+    """Predict the input and its variants (core.inference.probe.variants) with every model, one batch each."""
     x = pre.tensor_input.reshape(28, 28)
     named = [("original", x), *variants(x)]
     batch = np.stack([img for _, img in named])[:, None]

@@ -11,7 +11,6 @@ Both start the same way: flatten alpha, convert to grey, invert when the object 
 background (paper, a white studio backdrop), remove the background tone. Each stage is a small pure
 function on numpy arrays (float32 in [0, 1] unless a docstring says otherwise), so the Predict page
 can show every stage ("what the model sees") and tests can check each one on hand-made arrays.
-`variants` makes the shifted/rotated/scaled/thinner/thicker copies for the robustness probe.
 """
 
 from __future__ import annotations
@@ -348,76 +347,12 @@ def _blank(stages: list[tuple[str, np.ndarray]], inverted: bool) -> Preprocessed
     return Preprocessed(x[None], stages, is_blank=True, ink_stats=ink_stats(x), inverted=inverted)
 
 
-# --- robustness probe ------------------------------------------------------------------------
-
-
-def variants(x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Shifted (±3 px), rotated (±15°), scaled (0.8x, 1.2x), thinner and thicker copies of x.
-
-    x is a 28x28 float image in [0, 1] (a (1, 28, 28) input is accepted too); each copy is
-    (name, 28x28 float32 in [0, 1]). Rotation and scaling are about the MNIST centre (14, 14).
-    Strokes change by about 1 pixel in width (half a pixel each side), which keeps MNIST's 2-3 px
-    strokes visible; a full 3x3 erosion would erase many of them.
-    """
-    x = np.asarray(x, np.float32).reshape(SIDE, SIDE)
-    out = [
-        ("shift left 3 px", shift(x, 0, -3)),
-        ("shift right 3 px", shift(x, 0, 3)),
-        ("shift up 3 px", shift(x, -3, 0)),
-        ("shift down 3 px", shift(x, 3, 0)),
-        ("rotate -15°", _rotate(x, -15.0)),
-        ("rotate +15°", _rotate(x, 15.0)),
-        ("scale 0.8x", _scale(x, 0.8)),
-        ("scale 1.2x", _scale(x, 1.2)),
-        ("thinner strokes", _stroke_width(x, "min")),
-        ("thicker strokes", _stroke_width(x, "max")),
-    ]
-    return [(name, np.clip(v, 0.0, 1.0).astype(np.float32)) for name, v in out]
-
-
-# Pillow puts pixel i's centre at i + 0.5; this is pixel index CENTRE in Pillow's coordinates.
-_PIVOT = (CENTRE[1] + 0.5, CENTRE[0] + 0.5)
-
-
-def _rotate(x: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate counter-clockwise by `degrees` about the centre, bilinear, black fill."""
-    img = Image.fromarray(x).rotate(
-        degrees, resample=Image.Resampling.BILINEAR, center=_PIVOT, fillcolor=0.0
-    )
-    return np.asarray(img, dtype=np.float32)
-
-
-def _scale(x: np.ndarray, factor: float) -> np.ndarray:
-    """Zoom by `factor` about the centre, bilinear, black fill."""
-    px, py = _PIVOT
-    inv = 1.0 / factor  # Pillow's affine maps each output pixel back to the input
-    data = (inv, 0.0, px - px * inv, 0.0, inv, py - py * inv)
-    img = Image.fromarray(x).transform(
-        (SIDE, SIDE), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR,
-        fillcolor=0.0,
-    )
-    return np.asarray(img, dtype=np.float32)
-
-
-def _stroke_width(x: np.ndarray, op: str) -> np.ndarray:
-    """Grey erosion ("min") or dilation ("max") by half a pixel, peak intensity kept.
-
-    Done at twice the resolution with a 3x3 cross, then scaled back down.
-    """
-    big = Image.fromarray(x).resize((2 * SIDE, 2 * SIDE), Image.Resampling.BILINEAR)
-    morphed = _window3(np.asarray(big, dtype=np.float32), op, cross=True)
-    small = np.asarray(Image.fromarray(morphed).resize((SIDE, SIDE), Image.Resampling.BOX))
-    top = float(small.max())
-    return small * (float(x.max()) / top) if top > 0 else small
-
-
-def _window3(a: np.ndarray, op: str, cross: bool = False) -> np.ndarray:
-    """3x3 neighbourhood "sum", "max" or "min" of a 2-D array (3x3 square or plus-shaped cross)."""
+def _window3(a: np.ndarray, op: str) -> np.ndarray:
+    """3x3 neighbourhood "sum", "max" or "min" of a 2-D array."""
     fill = {"sum": 0, "max": a.min() if a.size else 0, "min": a.max() if a.size else 0}[op]
     padded = np.pad(a, 1, constant_values=fill)
     h, w = a.shape
-    offsets = [(dy, dx) for dy in range(3) for dx in range(3) if not cross or dy == 1 or dx == 1]
-    windows = np.stack([padded[dy : dy + h, dx : dx + w] for dy, dx in offsets])
+    windows = np.stack([padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)])
     if op == "sum":
         return windows.sum(axis=0, dtype=np.int32)
     return windows.max(axis=0) if op == "max" else windows.min(axis=0)

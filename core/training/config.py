@@ -80,6 +80,10 @@ class TrainConfig:
                        group=REGULARISATION)
     erase: float = _f(0.0, "augmentation: probability of random erasing (0 = off)", low=0.0, high=1.0,
                       group=REGULARISATION)
+    scale: float = _f(0.0, "augmentation: max random zoom as a fraction (0.2 = 0.8x to 1.2x; 0 = off)", low=0.0,
+                      high=0.5, group=REGULARISATION)
+    stroke: float = _f(0.0, "augmentation: probability of thinner or thicker strokes, half a pixel each side "
+                            "(0 = off)", low=0.0, high=1.0, group=REGULARISATION)
     tta_flip: bool = _f(False, "evaluate with left-right flip test-time averaging (clothes)", group=REGULARISATION)
     val_fraction: float = _f(0.1, "share of the training split held out for validation", low=0.0, high=0.5,
                              group=VALIDATION)
@@ -106,7 +110,8 @@ class TrainConfig:
 
     def augment(self) -> AugmentSpec:
         """The augmentation flags as the spec `core.augment` takes."""
-        return AugmentSpec(self.translate, self.hflip, self.vflip, self.rotate, self.erase)
+        return AugmentSpec(self.translate, self.hflip, self.vflip, self.rotate, self.erase,
+                           scale=self.scale, stroke=self.stroke)
 
     def to_dict(self) -> dict:
         return asdict(self)
