@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the run directory. Every TrainConfig field is a flag; a --preset fills them first.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--preset", choices=tuple(PRESETS), help="start from a named preset: "
-                        + "; ".join(p.title for p in PRESETS.values()))
+                        + "; ".join(p.title for p in PRESETS.values()).replace("%", "%%"))
     parser.add_argument("--name", help="run name (default: time-dataset-model)")
     parser.add_argument("--runs-dir", type=Path, help="where to create the run (default: checkpoints/runs, "
                         "or $MNIST_STUDIO_RUNS)")

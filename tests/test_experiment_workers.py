@@ -80,7 +80,7 @@ def test_a_killed_worker_loses_nothing_and_join_finishes_the_study(experiments, 
 
 
 def test_stop_ends_the_running_trial_as_stopped_and_join_resumes(experiments, store):
-    create("halt", {"epochs": ["15", "1"]}, limit_batches=1)
+    create("halt", {"epochs": ["40", "1"]}, limit_batches=1)
     proc = worker("halt")
     first_epoch_of(store / "halt-t000")
     experiment_store.request_stop("halt")

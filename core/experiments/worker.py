@@ -34,7 +34,7 @@ from core.training.session import run
 # The monitor wakes this often: a stop request reaches the run within it (the run itself then stops within its own
 # STOP_CHECK_SECONDS), and the pruner hears of an epoch within it; epochs take seconds to minutes, so waking five
 # times a second (as before) only took CPU from the training beside it.
-MONITOR_SECONDS = 1.0
+MONITOR_SECONDS = 0.25  # how soon a Stop or the pruner reaches a running trial (each look reads only new lines)
 HEARTBEAT_SECONDS = 10.0  # a worker refreshes its trial's heartbeat in the study this often
 ORPHAN_AFTER_SECONDS = 60.0  # a trial of another machine whose heartbeat is this old lost its worker
 WORKER_LOG = "workers.log"
