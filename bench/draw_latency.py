@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import cpu_model  # noqa: E402
-from tests.browser import chromium_browser, new_page, streamlit_server  # noqa: E402
+from tests.browser import chromium_browser, new_page, streamlit_server, stroke  # noqa: E402
 
 TIMEOUT_MS = 120_000
 TARGET_P50_MS, TARGET_P95_MS = 300.0, 500.0
@@ -118,17 +118,6 @@ DIGITS = {
 }
 
 
-def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 8) -> None:
-    """One mouse stroke through `points` (canvas pixels), as a person would draw it."""
-    x0, y0 = origin["x"], origin["y"]
-    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
-    page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
-        for i in range(1, steps + 1):
-            page.mouse.move(x0 + ax + (bx - ax) * i / steps, y0 + ay + (by - ay) * i / steps)
-    page.mouse.up()
-
-
 def wait_idle(page) -> None:
     """Until the script run has ended and the browser has had a moment to settle."""
     page.wait_for_function('document.querySelector(\'[data-testid="stApp"]\')'
@@ -153,7 +142,7 @@ def measure(browser, url: str, path: str, ready_text: str, models: int, last_tex
     for n in range(warmup + rounds):
         digit = names[n % len(names)]
         page.evaluate("([n, last]) => window.__draw.arm(n, last)", [models, last_text])
-        stroke(page, box, DIGITS[digit])
+        stroke(page, box, DIGITS[digit], steps=8)
         page.wait_for_function("window.__draw.bars !== null && window.__draw.done !== null", timeout=TIMEOUT_MS)
         record = page.evaluate("({up: __draw.up, answer: __draw.answer, bars: __draw.bars, done: __draw.done})")
         shown = page.get_by_test_id("stMetricValue").first.inner_text().strip()

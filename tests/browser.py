@@ -122,6 +122,17 @@ new MutationObserver(() => {
 """
 
 
+def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 12) -> None:
+    """One mouse stroke through `points` (pixels from `origin`, e.g. a canvas's bounding box), as a person draws."""
+    x0, y0 = origin["x"], origin["y"]
+    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+        for i in range(1, steps + 1):
+            page.mouse.move(x0 + ax + (bx - ax) * i / steps, y0 + ay + (by - ay) * i / steps)
+    page.mouse.up()
+
+
 def watch_first_paint(page) -> None:
     """Record the page's first h1 and sidebar navigation from its next navigation on (see first_paint)."""
     page.add_init_script(FIRST_PAINT_WATCH)

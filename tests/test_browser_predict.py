@@ -6,20 +6,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser import chromium_page, streamlit_server
+from tests.browser import chromium_page, streamlit_server, stroke
 
 pytestmark = pytest.mark.browser
-
-
-def stroke(page, origin: dict, points: list[tuple[float, float]], steps: int = 12) -> None:
-    """One mouse stroke through `points` (canvas pixels), as a person would draw it."""
-    x0, y0 = origin["x"], origin["y"]
-    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
-    page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
-        for i in range(1, steps + 1):
-            page.mouse.move(x0 + ax + (bx - ax) * i / steps, y0 + ay + (by - ay) * i / steps)
-    page.mouse.up()
 
 
 @pytest.fixture(scope="module")

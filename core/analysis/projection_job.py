@@ -18,15 +18,13 @@ import fcntl
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.store import atomic, runs
-from core.store.paths import REPO_ROOT
+from core.store.spawn import spawn_detached
 
 LOCK_NAME = ".projection.lock"
 PROGRESS_NAME = ".projection_progress.json"
@@ -121,10 +119,7 @@ def start(run_dir: Path) -> bool:
         _write_progress(run_dir, state="running", stage="starting", fraction=0.0, started=time.time())
         command = [sys.executable, "-m", "core.analysis.projection_job", str(run_dir), "--claim-fd", str(fd)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-        with open(run_dir / LOG_NAME, "ab") as log:
-            proc = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(fd,), env=env)
-        threading.Thread(target=proc.wait, name=f"reap-map-{run_dir.name}", daemon=True).start()
+        spawn_detached(command, run_dir / LOG_NAME, pass_fds=(fd,), env=env)
         return True
     except OSError as err:
         _write_progress(run_dir, state="failed", stage="starting", fraction=0.0, error=f"could not start: {err}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,8 +26,8 @@ from optuna.trial import TrialState
 from core.experiments import store
 from core.experiments.spec import ExperimentSpec, _field_kind
 from core.store import events, runs
-from core.store.paths import REPO_ROOT
 from core.store.slots import max_concurrent
+from core.store.spawn import spawn_detached
 from core.training.session import run
 
 # The monitor wakes this often: a stop request reaches the run within it (the run itself then stops within its own
@@ -293,9 +292,7 @@ def start_workers(name: str, n: int = 1) -> list[int]:
     folder = store.experiment_dir(name)
     store.load_spec(name)  # refuse an unknown experiment before starting anything
     pids = []
-    with open(folder / WORKER_LOG, "ab") as log:
-        for _ in range(n):
-            proc = subprocess.Popen([sys.executable, "-m", "core.sweep", "--name", name, "--join"], cwd=REPO_ROOT,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-            pids.append(proc.pid)
+    for _ in range(n):
+        pids.append(spawn_detached([sys.executable, "-m", "core.sweep", "--name", name, "--join"],
+                                   folder / WORKER_LOG))
     return pids

@@ -16,16 +16,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from core import hosting
 from core.models.cost import model_problems
 from core.store import guest, runs
-from core.store.paths import REPO_ROOT, runs_root
+from core.store.paths import runs_root
+from core.store.spawn import spawn_detached
 from core.training.config import ConfigError, TrainConfig
 
 LOG_NAME = "train.log"
@@ -55,11 +54,7 @@ def _spawn(path: Path, resume: bool, nproc: int) -> int:
     command = train_command(path, resume, nproc)
     with open(path / LOG_NAME, "ab") as log:
         log.write(f"\n$ {' '.join(command)}  # {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    threading.Thread(target=proc.wait, name=f"reap-{path.name}", daemon=True).start()
-    return proc.pid
+    return spawn_detached(command, path / LOG_NAME)
 
 
 def _launch(path: Path, resume: bool, nproc: int) -> None:
