@@ -86,6 +86,8 @@ def test_a_size_above_a_bound_is_one_line_with_the_figure_and_the_bound(monkeypa
     ("fast", {"widths": [48, 64, 128]}, "whiten=false"),
     ("mlp", {"dropout": 5}, "dropout probability"),
     ("mlp", {"hidden1": 10**30}, "mlp cannot be built"),
+    ("fast", {"depth": [1, 2, 3]}, "depth must be a whole number of at least 1, or two of them"),
+    ("fast", {"depth": [0, 2]}, "depth must be a whole number"),
     ("fast", {"depth": 10**12}, f"more than {cost.MAX_TENSORS:,} weight and buffer tensors"),  # stops building early
     ("fast", {"widths": [6000, 6000, 6000], "whiten": False}, "648,192,000 parameters, above the bound"),
     ("vgg", {}, "unknown model 'vgg'"),

@@ -60,3 +60,22 @@ def test_cnn_enhanced_without_batch_norm_has_none_and_the_default_keeps_shipped_
 
     loaded = load_model(REPO / "checkpoints" / "pretrained" / "mnist-cnn_enhanced", "best")
     assert sum(isinstance(m, nn.BatchNorm2d) for m in loaded.model.modules()) == 4
+
+
+def test_the_fast_net_takes_one_depth_for_both_stages_or_one_per_stage():
+    """Convs at 14x14 and at 7x7: `depth` 2 gives two each, [1, 2] one then two (the first stage is the costlier)."""
+    from torch import nn
+
+    def convs_per_stage(model) -> list[int]:
+        counts = [0]
+        for m in list(model.features)[1:]:  # after the stem
+            if isinstance(m, nn.MaxPool2d):
+                counts.append(0)
+            elif isinstance(m, nn.Conv2d):
+                counts[-1] += 1
+        return counts[:2]
+
+    assert convs_per_stage(create_model("fast")) == [1, 1]
+    assert convs_per_stage(create_model("fast", depth=2)) == [2, 2]
+    assert convs_per_stage(create_model("fast", depth=[1, 2])) == [1, 2]
+    assert create_model("fast", depth=[2, 1])(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -1,4 +1,5 @@
-"""Options that must not change training (`--monitor-test`) and one that must end it early (`patience`)."""
+"""Options that must not change training (`--monitor-test`), one that must end it early (`patience`) and one that
+switches augmentation off for the last epochs (`clean_epochs`)."""
 
 from core.store import runs
 from core.store.checkpoint import load_checkpoint
@@ -60,3 +61,20 @@ def test_patience_stops_a_run_that_no_longer_improves(store):
     assert len(stops) == 1 and stops[0]["epoch"] == 3
     assert summary["epochs"] == 3 and runs.read_run(path).state == "completed"
     assert load_checkpoint(path / "last.pt")["progress"]["epochs_since_best"] == 2
+
+
+def test_clean_epochs_train_the_last_epochs_on_unaltered_images_with_flips_kept(store):
+    """Erasing every image with all epochs clean trains exactly as no erasing at all; with one clean epoch of two
+    the first epoch differs from that (it erased) and flips stay on in the clean one."""
+    settings = {"model": "fast", "epochs": 2, "lr": 0.05, "limit_batches": 3}
+    plain, _ = _train(store, "plain", tiny_config(**settings))
+    all_clean, _ = _train(store, "all_clean", tiny_config(**settings, erase=1.0, clean_epochs=2))
+    assert_same(load_checkpoint(plain / "last.pt")["state_dict"],
+                load_checkpoint(all_clean / "last.pt")["state_dict"], "last.pt")
+    one_clean, _ = _train(store, "one_clean", tiny_config(**settings, erase=1.0, clean_epochs=1))
+    first = [e for e in runs.read_metrics(one_clean)[0] if e["type"] == "epoch"][0]
+    assert first["train_loss"] != [e for e in runs.read_metrics(plain)[0] if e["type"] == "epoch"][0]["train_loss"]
+    config = tiny_config(**settings, erase=1.0, hflip=True, rotate=10.0, clean_epochs=1)
+    assert config.augment(1).erase == 1.0 and config.augment(1).rotate == 10.0
+    last = config.augment(2)
+    assert last.hflip and not (last.erase or last.rotate or last.translate or last.scale or last.stroke)

@@ -212,6 +212,14 @@ def resnet18() -> nn.Module:
     return net
 
 
+def stage_depths(depth: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """Convs in the fast net's 14x14 and 7x7 stages: one number for both, or one per stage."""
+    depths = (depth, depth) if isinstance(depth, int) else tuple(depth)
+    if len(depths) != 2 or not all(isinstance(d, int) and d >= 1 for d in depths):
+        raise ValueError(f"depth must be a whole number of at least 1, or two of them (one per stage), not {depth!r}")
+    return depths
+
+
 class FastNet(nn.Module):
     """A stride-2 stem straight to 14x14, conv/BN/ReLU stages pooling to 7x7 and 3x3, a max-pooled head.
 
@@ -221,10 +229,11 @@ class FastNet(nn.Module):
     the first epochs markedly better.
     """
 
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), depth: int = 1, scale: float = 0.125,
-                 whiten: bool = False):
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), depth: int | tuple[int, int] = 1,
+                 scale: float = 0.125, whiten: bool = False):
         super().__init__()
         w0, w1, w2 = widths
+        d1, d2 = stage_depths(depth)
         stem = nn.Conv2d(1, w0, 4, stride=2, padding=1, bias=False)
         self.whiten = whiten
         if whiten:  # set from the data by init_from_data, then fixed
@@ -233,8 +242,8 @@ class FastNet(nn.Module):
                                  f"4x4 patch), not {w0}; pass whiten=false for other widths")
             stem.weight.requires_grad_(False)
         layers = [stem, nn.BatchNorm2d(w0), nn.ReLU(inplace=True)]
-        layers += conv_bn(w0, w1) + [m for _ in range(depth - 1) for m in conv_bn(w1, w1)] + [nn.MaxPool2d(2)]
-        layers += conv_bn(w1, w2) + [m for _ in range(depth - 1) for m in conv_bn(w2, w2)] + [nn.MaxPool2d(2)]
+        layers += conv_bn(w0, w1) + [m for _ in range(d1 - 1) for m in conv_bn(w1, w1)] + [nn.MaxPool2d(2)]
+        layers += conv_bn(w1, w2) + [m for _ in range(d2 - 1) for m in conv_bn(w2, w2)] + [nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(w2, NUM_CLASSES, bias=False)
         self.scale = scale
@@ -253,12 +262,13 @@ class FastNet(nn.Module):
 @register_model("fast", "Our CPU-fast net: a patch-whitening stride-2 stem fitted to the data, conv/BN/ReLU stages "
                 "32-64-128, global max-pool head. Best accuracy per second of CPU training; the default.",
                 "mnist-studio (airbench-style)")
-def fast(widths: tuple[int, int, int] | list[int] = (32, 64, 128), depth: int = 1, whiten: bool = True) -> nn.Module:
+def fast(widths: tuple[int, int, int] | list[int] = (32, 64, 128), depth: int | list[int] = 1,
+         whiten: bool = True) -> nn.Module:
     return FastNet(tuple(widths), depth, whiten=whiten)
 
 
 @register_model("fast_wide", "The fast net wider and deeper (48-96-192, two convs per stage): "
                 "the 'best accuracy' preset's model.", "mnist-studio (airbench-style)")
-def fast_wide(widths: tuple[int, int, int] | list[int] = (48, 96, 192), depth: int = 2,
+def fast_wide(widths: tuple[int, int, int] | list[int] = (48, 96, 192), depth: int | list[int] = 2,
               whiten: bool = False) -> nn.Module:
     return FastNet(tuple(widths), depth, whiten=whiten)

@@ -84,6 +84,8 @@ class TrainConfig:
                       high=0.5, group=REGULARISATION)
     stroke: float = _f(0.0, "augmentation: probability of thinner or thicker strokes, half a pixel each side "
                             "(0 = off)", low=0.0, high=1.0, group=REGULARISATION)
+    clean_epochs: int = _f(0, "augmentation: train the last N epochs on unaltered images, flips kept (0 = off)",
+                           low=0, high=1000, group=REGULARISATION)
     tta_flip: bool = _f(False, "evaluate with left-right flip test-time averaging (clothes)", group=REGULARISATION)
     val_fraction: float = _f(0.1, "share of the training split held out for validation", low=0.0, high=0.5,
                              group=VALIDATION)
@@ -108,8 +110,11 @@ class TrainConfig:
                                    "where it is faster)", group=HARDWARE)
     threads: int = _f(0, "CPU threads for PyTorch (0 = all cores)", low=0, high=256, group=HARDWARE)
 
-    def augment(self) -> AugmentSpec:
-        """The augmentation flags as the spec `core.augment` takes."""
+    def augment(self, epoch: int = 1) -> AugmentSpec:
+        """The augmentation of `epoch` (1-based) as the spec `core.augment` takes: in the last `clean_epochs`
+        only the flips, which change no pixel's content."""
+        if epoch > self.epochs - self.clean_epochs:
+            return AugmentSpec(hflip=self.hflip, vflip=self.vflip)
         return AugmentSpec(self.translate, self.hflip, self.vflip, self.rotate, self.erase,
                            scale=self.scale, stroke=self.stroke)
 

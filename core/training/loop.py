@@ -204,7 +204,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
         batches = shuffled_batches(split.train_idx.cpu(), cfg.batch_size, gen, self.dist.rank, self.dist.world_size)
         batches = batches[:self.steps_per_epoch]
-        aug = cfg.augment()
+        aug = cfg.augment(epoch)
         self.net.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
