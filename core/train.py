@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.analysis import projection_job
+from core.data.datasets import DataUnavailableError
 from core.models.cost import model_problems
 from core.store import atomic, runs
 from core.training.config import ConfigError, TrainConfig, add_config_arguments, overrides_from_args
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except RankZeroError:  # rank 0 failed at reading or creating the run, and reports it
         return 2
+    except DataUnavailableError as err:  # the run is marked failed with this message; Resume retries it
+        print(f"python -m core.train: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     finally:
         dist.close(clean=clean)
 

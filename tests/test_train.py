@@ -156,3 +156,23 @@ def test_cli_refuses_to_resume_without_last_pt_or_to_retrain_a_finished_run(stor
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert snapshot(store) == before
+
+
+def test_cli_reports_unreadable_data_in_one_line_and_marks_the_run_failed(store, tmp_path, tiny_data_root,
+                                                                          monkeypatch, capsys):
+    """A damaged dataset file (no download is tried for files that are present) ends the command with one line,
+    exit status 1, and the run it had created marked failed with that message, ready to be resumed once fixed."""
+    import shutil
+
+    from core import train
+
+    data = tmp_path / "damaged"
+    shutil.copytree(tiny_data_root / "MNIST", data / "MNIST")
+    (data / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"PK\x03\x04 not an idx file")
+    monkeypatch.setenv("MNIST_STUDIO_DATA", str(data))
+    monkeypatch.setenv("MNIST_STUDIO_AUTO_PROJECTION", "0")
+    assert train.main(["--dataset", "mnist", "--model", "linear", "--epochs", "1", "--name", "no-data", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MNIST" in err[0] and "unreadable files" in err[0], err
+    info = runs.read_run(store / "no-data")
+    assert info.state == "failed" and "unreadable files" in runs.read_json(store / "no-data" / "status.json")["error"]
