@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.after_paint import painted
@@ -34,23 +33,9 @@ from core.inference.preprocess import STYLE_BY_DATASET, preprocess
 from core.inference.saliency import overlay, saliency_map
 from core.store.checkpoint import CheckpointError, LoadedModel
 from core.views.catalog import list_finished_runs, run_label
+from core.views.probability_bars import probability_bars_html
 
 CANVAS_SIDE = 280  # pixels; ten canvas pixels per input pixel
-
-
-CHART_CONFIG = {"displayModeBar": False, "staticPlot": True}  # static: no hover layers to build, drawn sooner
-
-
-def probability_chart(result: dict, class_names: list[str]) -> go.Figure:
-    """The ten probabilities as bars, the predicted class highlighted, each bar of 1% or more labelled."""
-    colours = ["#d62728" if i == result["label"] else "#9aa5b1" for i in range(len(class_names))]
-    labels = [f"{p:.0%}" if p >= 0.005 else "" for p in result["probs"]]
-    fig = go.Figure(go.Bar(x=list(class_names), y=result["probs"], marker_color=colours, text=labels,
-                           textposition="outside", cliponaxis=False))
-    fig.update_layout(height=230, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
-                      yaxis={"range": [0, 1.12], "tickformat": ".0%", "tickvals": [0, 0.25, 0.5, 0.75, 1]},
-                      xaxis={"type": "category"})
-    return fig
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -87,8 +72,7 @@ def show_results(image, pre, results: list[dict], models: dict[str, LoadedModel]
                       delta_arrow="off")
             st.caption(f"{result['confidence']:.1%} sure; next: "
                        + ", ".join(f"{t['class_name']} {t['prob']:.0%}" for t in result["top_k"][1:]))
-            st.plotly_chart(probability_chart(result, models[result["model"]].class_names),
-                            key=f"{key}_chart_{result['model']}", config=CHART_CONFIG)
+            st.html(probability_bars_html(result["probs"], models[result["model"]].class_names, result["label"]))
     explanations(image, pre, results, models, key, input_token(pre, models) if defer else None)
 
 

@@ -10,8 +10,8 @@ are drawn ("bars", the headline figure), and when no script runs and the robustn
 last thing the page draws, is there ("page done": saliency, inside the network and the probe too).
 
 The reference, measured the same way in the same run alternately with the app, is a one-page app with the
-same canvas (same size and settings) that echoes one number with a metric and a ten-bar chart derived from
-the ink (static Plotly, as the app's): the floor of a draw-to-answer round trip through this Streamlit,
+same canvas (same size and settings) that echoes one number with a metric and ten probability bars derived from
+the ink (the same HTML bars as the app's): the floor of a draw-to-answer round trip through this Streamlit,
 canvas and browser on this machine.
 
     python bench/draw_latency.py                 # 24 rounds of each (2 blocks, each after 2 warm-up rounds)
@@ -42,10 +42,14 @@ APP_MODELS = 3  # the Predict page preselects the three most accurate pretrained
 APP_LAST = "keeps its answer on"  # the robustness probe's summary, the last thing the Predict page draws
 
 REFERENCE_APP = '''
+import sys
+
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
+
+sys.path.insert(0, {repo!r})
+from core.views.probability_bars import probability_bars_html
 
 st.title("Reference")
 canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
@@ -57,9 +61,8 @@ else:
     bands = ink.reshape(10, -1).mean(axis=1)
     probs = bands / bands.sum()
     st.metric("Prediction", int(np.argmax(probs)))
-    st.caption(f"{probs.max():.0%} sure")
-    st.plotly_chart(go.Figure(go.Bar(x=[str(i) for i in range(10)], y=probs.tolist())), key="reference_chart",
-                    config={"displayModeBar": False, "staticPlot": True})
+    st.caption(f"{{probs.max():.0%}} sure")
+    st.html(probability_bars_html(probs.tolist(), [str(i) for i in range(10)], int(np.argmax(probs))))
 '''
 
 # Runs in the page before its own scripts. arm(n, last) starts a round expecting n models; the record then holds,
@@ -86,8 +89,8 @@ WATCH = """
       answerSeen = true; frame("answer");
     }
     if (!barsSeen) {
-      const charts = fresh('[data-testid="stPlotlyChart"]').slice(0, state.n);
-      if (charts.length >= state.n && charts.every((c) => c.querySelector(".barlayer .point path"))) {
+      const charts = fresh('.prob-bars').slice(0, state.n);
+      if (charts.length >= state.n && charts.every((c) => c.querySelectorAll(".prob-row").length === 10)) {
         barsSeen = true; frame("bars");
       }
     }
@@ -167,7 +170,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=24, help="timed digits drawn on each app")
     parser.add_argument("--warmup", type=int, default=2,
-                        help="untimed digits first in each block (imports, model loading, the chart library: "
+                        help="untimed digits first in each block (imports, model loading: "
                              "each block opens a fresh browser context)")
     parser.add_argument("--blocks", type=int, default=2, help="alternate app and reference this many times")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "draw_latency.json")
@@ -183,7 +186,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, chromium_browser() as browser:
         env = {"MNIST_STUDIO_RUNS": str(Path(tmp) / "runs"), "MNIST_STUDIO_WARMUP": "0"}
         script = Path(tmp) / "reference_app.py"
-        script.write_text(REFERENCE_APP)
+        script.write_text(REFERENCE_APP.format(repo=str(REPO)))
         with streamlit_server(env) as app_url, streamlit_server(env, script=script) as reference_url:
             for block in range(args.blocks):  # alternate, so both see the same machine
                 reference += measure(browser, reference_url, "", "Draw something", 1, None, per_block,

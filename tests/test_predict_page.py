@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -36,6 +37,13 @@ def texts(at) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
              for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
+
+
+def probability_rows(at) -> list[list[tuple[str, float]]]:
+    """Each model's probability bars on the page as (class, probability) rows, read from the HTML's data."""
+    bodies = [e.proto.body for e in at.get("html") if 'class="prob-bars"' in e.proto.body]
+    return [[(name, float(prob)) for name, prob in re.findall(r'data-class="([^"]*)" data-prob="([^"]*)"', body)]
+            for body in bodies]
 
 
 def test_page_without_models_says_how_to_get_one(store):
@@ -79,6 +87,9 @@ def test_upload_of_one_photo_shows_prediction_stages_saliency_and_probe(with_mod
     at.run()
     assert not at.exception and not at.error
     (metric,) = at.metric
+    (bars,) = probability_rows(at)
+    assert [name for name, _ in bars] == [str(d) for d in range(10)] and sum(p for _, p in bars) == pytest.approx(1)
+    assert max(bars, key=lambda row: row[1])[0] == metric.value
     if with_model:
         assert metric.value == "7"
     shown = texts(at)
@@ -130,9 +141,10 @@ def test_inside_the_network_walks_every_layer_to_the_softmax_and_opens_a_map(wit
     assert headings[0].startswith("**1. conv 1→32 (4x4, stride 2)") and "`32 × 14 × 14`" in headings[0]
     assert "global max pool" in headings[-3] and "logits" in headings[-2] and "softmax" in headings[-1]
     charts = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart") if "_lands_" not in c.proto.id]
-    answer, *_, logits, softmax = charts  # the model's probabilities first, the inside section's bars last
-    assert softmax["x"] == logits["x"] == answer["x"] == [str(d) for d in range(10)]
-    np.testing.assert_allclose(softmax["y"], answer["y"], atol=1e-6)
+    *_, logits, softmax = charts  # the inside section's bars last
+    answer = probability_rows(at)[0]  # the model's answer, as plain HTML bars
+    assert softmax["x"] == logits["x"] == [name for name, _ in answer] == [str(d) for d in range(10)]
+    np.testing.assert_allclose(softmax["y"], [p for _, p in answer], atol=1e-6)
     assert not np.allclose(logits["y"], softmax["y"])
 
     layer = at.selectbox(key="predict_upload_inside_layer")
