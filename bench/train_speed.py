@@ -36,6 +36,7 @@ from bench.speed_ratios import seconds_per_epoch, target_rows, threshold_table  
 from core.data.datasets import data_root, get_dataset  # noqa: E402
 from core.models.registry import create_model  # noqa: E402
 from core.store import events  # noqa: E402
+from core.training.presets import get_preset  # noqa: E402
 
 
 def reference_curve(dataset: str, epochs: int) -> list[tuple[float, float]]:
@@ -75,7 +76,9 @@ def preset_run(dataset: str, preset: str, seed: int, threads: int) -> dict:
         cmd = [sys.executable, "-m", "core.train", "--preset", preset, "--dataset", dataset, "--seed", str(seed),
                "--threads", str(threads), "--monitor-test", "--quiet", "--runs-dir", runs_dir]
         start = time.perf_counter()
-        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+        # no map of the test images after training: that background job would share the cores with the next run
+        env = {**os.environ, "MNIST_STUDIO_AUTO_PROJECTION": "0"}
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
         run_dir = Path(out.stdout.strip().splitlines()[-1])
         epochs = events.epoch_events(events.read_events(run_dir)[0])
@@ -115,8 +118,14 @@ def main() -> int:
         reference = reference_curve(dataset, args.reference_epochs)
         r_by_dataset[dataset] = seconds_per_epoch(reference)
         print(f"  R = {r_by_dataset[dataset]:.1f} s", flush=True)
-        results[dataset] = {}
+        results[dataset], configs = {}, {}
         for preset in args.presets:
+            config = json.dumps(get_preset(preset).config(dataset).to_dict(), sort_keys=True)
+            if config in configs:  # e.g. fast_mnist on clothes is fast: one set of runs serves both rows
+                print(f"{dataset}: preset {preset} is the same run as {configs[config]}; its results are shared")
+                results[dataset][preset] = results[dataset][configs[config]]
+                continue
+            configs[config] = preset
             print(f"{dataset}: preset {preset}, seeds {' '.join(map(str, args.seeds))}", flush=True)
             results[dataset][preset] = [preset_run(dataset, preset, seed, args.threads) for seed in args.seeds]
         record[dataset] = {"reference": reference, "R": r_by_dataset[dataset], **results[dataset]}
