@@ -28,8 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core.train",
         description="Train a model on MNIST or Fashion-MNIST into a run directory. The last line printed is "
-                    "the run directory. Every TrainConfig field is a flag; a --preset fills them first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "the run directory. Every TrainConfig field is a flag; a --preset fills them first.")
     parser.add_argument("--preset", choices=tuple(PRESETS), help="start from a named preset: "
                         + "; ".join(p.title for p in PRESETS.values()).replace("%", "%%"))
     parser.add_argument("--name", help="run name (default: time-dataset-model)")
