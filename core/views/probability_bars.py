@@ -1,7 +1,7 @@
 """A model's ten probabilities as plain HTML bars: one row per class, the predicted class highlighted.
 
-Plain HTML rather than a chart library: on the Predict page three Plotly charts took about 30 ms to build on
-the server and longer to lay out in the browser, on the path from releasing the mouse to the answer on
+Plain HTML rather than a chart library: on the Predict page three Plotly charts took 14-30 ms to build on
+the server, plus their layout in the browser, on the path from releasing the mouse to the answer on
 screen (bench/draw_latency.py). Each row carries its class and exact probability as data attributes, so tests
 and benchmarks read the numbers rather than the pixels.
 """
