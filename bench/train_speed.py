@@ -34,13 +34,16 @@ sys.path.insert(0, str(REPO))
 from bench.machine import cpu_flags, cpu_model  # noqa: E402
 from bench.speed_ratios import seconds_per_epoch, target_rows, threshold_table  # noqa: E402
 from core.data.datasets import data_root, get_dataset  # noqa: E402
+from core.inference.engine import resolve_device  # noqa: E402
 from core.models.registry import create_model  # noqa: E402
 from core.store import events  # noqa: E402
+from core.training.config import DEVICES, PRECISIONS  # noqa: E402
 from core.training.presets import get_preset  # noqa: E402
 
 
-def reference_curve(dataset: str, epochs: int) -> list[tuple[float, float]]:
-    """(cumulative training seconds, test accuracy) after each epoch of the tutorial pipeline."""
+def reference_curve(dataset: str, epochs: int, device: torch.device) -> list[tuple[float, float]]:
+    """(cumulative training seconds, test accuracy) after each epoch of the tutorial pipeline on `device`
+    (on a GPU as tutorials do it: the model there, each batch copied to it)."""
     torch.manual_seed(0)
     spec = get_dataset(dataset)
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
@@ -48,7 +51,7 @@ def reference_curve(dataset: str, epochs: int) -> list[tuple[float, float]]:
     test = spec.loader(str(data_root()), train=False, download=True, transform=tf)
     train_loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test, batch_size=1000)
-    model = create_model("cnn_basic")
+    model = create_model("cnn_basic").to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     curve, trained = [], 0.0
@@ -56,25 +59,34 @@ def reference_curve(dataset: str, epochs: int) -> list[tuple[float, float]]:
         model.train()
         start = time.perf_counter()
         for x, y in train_loader:
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad()
             loss_fn(model(x), y).backward()
             optimizer.step()
+        synchronize(device)
         trained += time.perf_counter() - start
         model.eval()
         correct = 0
         with torch.no_grad():
             for x, y in test_loader:
-                correct += (model(x).argmax(1) == y).sum().item()
+                correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
         curve.append((trained, correct / len(test)))
         print(f"  reference epoch {epoch + 1}: {trained:6.1f}s trained, test {correct / len(test):.4f}", flush=True)
     return curve
 
 
-def preset_run(dataset: str, preset: str, seed: int, threads: int) -> dict:
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a timer read after it counts that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def preset_run(dataset: str, preset: str, seed: int, threads: int, device: str, precision: str) -> dict:
     """One complete run of `python -m core.train --preset P --dataset D --seed S --monitor-test`."""
     with tempfile.TemporaryDirectory() as runs_dir:
         cmd = [sys.executable, "-m", "core.train", "--preset", preset, "--dataset", dataset, "--seed", str(seed),
-               "--threads", str(threads), "--monitor-test", "--quiet", "--runs-dir", runs_dir]
+               "--threads", str(threads), "--monitor-test", "--quiet", "--runs-dir", runs_dir,
+               "--device", device, "--precision", precision]
         start = time.perf_counter()
         # no map of the test images after training: that background job would share the cores with the next run
         env = {**os.environ, "MNIST_STUDIO_AUTO_PROJECTION": "0"}
@@ -91,10 +103,11 @@ def preset_run(dataset: str, preset: str, seed: int, threads: int) -> dict:
     return {"curve": curve, "final": summary["test_acc"], "seconds": summary["train_seconds"], "wall": wall}
 
 
-def machine_line(threads: int) -> str:
+def machine_line(threads: int, device: torch.device, precision: str) -> str:
     flags = ", ".join(cpu_flags()) or "none of the listed"
-    return (f"{cpu_model()}, {os.cpu_count()} cores (flags: {flags}), torch {torch.__version__} with "
-            f"{threads} threads, torchvision {torchvision.__version__}")
+    gpu = f"; training on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return (f"{cpu_model()}, {os.cpu_count()} cores (flags: {flags}){gpu}, precision {precision}, torch "
+            f"{torch.__version__} with {threads} threads, torchvision {torchvision.__version__}")
 
 
 def load_average() -> str:
@@ -108,14 +121,19 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one complete run per seed; means")
     parser.add_argument("--reference-epochs", type=int, default=2, help="epochs of the reference that R averages")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, both sides")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="both sides train there (auto: CUDA, "
+                        "then MPS, then the CPU)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="the presets' precision")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# Training speed in R ({machine_line(args.threads)}); load average {load_average()}", flush=True)
+    device = resolve_device(args.device)
+    machine = machine_line(args.threads, device, args.precision)
+    print(f"# Training speed in R ({machine}); load average {load_average()}", flush=True)
     r_by_dataset, results, record = {}, {}, {}
     for dataset in args.datasets:
         print(f"\n{dataset}: reference pipeline ({args.reference_epochs} epochs)", flush=True)
-        reference = reference_curve(dataset, args.reference_epochs)
+        reference = reference_curve(dataset, args.reference_epochs, device)
         r_by_dataset[dataset] = seconds_per_epoch(reference)
         print(f"  R = {r_by_dataset[dataset]:.1f} s", flush=True)
         results[dataset], configs = {}, {}
@@ -127,9 +145,10 @@ def main() -> int:
                 continue
             configs[config] = preset
             print(f"{dataset}: preset {preset}, seeds {' '.join(map(str, args.seeds))}", flush=True)
-            results[dataset][preset] = [preset_run(dataset, preset, seed, args.threads) for seed in args.seeds]
+            results[dataset][preset] = [preset_run(dataset, preset, seed, args.threads, device.type, args.precision)
+                                     for seed in args.seeds]
         record[dataset] = {"reference": reference, "R": r_by_dataset[dataset], **results[dataset]}
-    print(f"\n# Training speed in R: {machine_line(args.threads)}; load average at the end {load_average()}")
+    print(f"\n# Training speed in R: {machine}; load average at the end {load_average()}")
     print("R (the tutorial reference's seconds per epoch, this run): "
           + ", ".join(f"{d} {r:.1f} s" for d, r in r_by_dataset.items()))
     print(f"Times are training seconds, mean of seeds {' '.join(map(str, args.seeds))}, in R (seconds on this "
@@ -138,7 +157,7 @@ def main() -> int:
         print("\n".join(threshold_table(dataset, r_by_dataset[dataset], results[dataset])) + "\n")
     print("\n".join(target_rows(r_by_dataset, results)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine_line(args.threads), "seeds": args.seeds, **record}, indent=2))
+    args.out.write_text(json.dumps({"machine": machine, "seeds": args.seeds, **record}, indent=2))
     return 0
 
 
