@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.speed_ratios import (
+    TARGETS,
     Target,
     mean_time_to,
     seconds_per_epoch,
@@ -66,3 +67,13 @@ def test_a_target_whose_preset_did_not_run_says_how_to_run_it():
     target = Target("fashion-mnist", ("best",), 0.95, 40.0, "record")
     rows = target_rows({"fashion-mnist": 20.0}, {"fashion-mnist": {"fast": []}}, (target,))
     assert "not run (add --presets best --datasets fashion-mnist)" in rows[-1]
+
+
+def test_the_record_row_judges_best_and_else_the_gpu_record_preset():
+    record = next(t for t in TARGETS if t.label == "Fashion-MNIST record preset")
+    on_gpu = {"fashion-mnist": {"fast": [], "record_gpu": [run([(89.5, 0.9525)], 0.9525, 89.5)]}}
+    row = target_rows({"fashion-mnist": 7.17}, on_gpu, (record,))[-1]
+    assert "`record_gpu` 95.25%" in row and "12.5R" in row and row.endswith("| met |")
+    both = {"fashion-mnist": {**on_gpu["fashion-mnist"], "best": [run([(38.0, 0.9462)], 0.9462, 38.0)]}}
+    row = target_rows({"fashion-mnist": 7.17}, both, (record,))[-1]
+    assert "`best` 94.62%" in row and row.endswith("| NOT met |")
