@@ -176,16 +176,25 @@ def test_clicking_a_confusion_cell_opens_those_images_in_a_real_browser(confusab
         page.goto(f"{url}/evaluate")
         page.get_by_text("Confusion matrix (test set)").wait_for()
         cm = page.locator(".stPlotlyChart").nth(1)
-        cm.scroll_into_view_if_needed()
         area = cm.locator(".nsewdrag").first
         area.wait_for()
+        hover = cm.locator(".hoverlayer .hovertext").filter(has_text="true Trouser → predicted Trouser")
         shown = page.get_by_text(f"True Trouser predicted Trouser: {n} test images")
         # the cell true Trouser (row 1) predicted Trouser (column 1): never the cell shown before a click.
-        # Plotly attaches its click handler a moment after the chart is drawn, and a busy 2-core machine can
-        # redraw the chart under the first click, so click again, as a person would, until the images show.
+        # Charts above it draw late and push it down, Plotly attaches its handlers a moment after drawing, and a
+        # click counts only on the point under the hover, so each try scrolls to the chart, points at the cell
+        # until Plotly's hover label names it, and clicks there, as a person would.
         for _ in range(5):
+            cm.scroll_into_view_if_needed()
             box = area.bounding_box()
-            page.mouse.click(box["x"] + box["width"] * 1.5 / 10, box["y"] + box["height"] * 1.5 / 10)
+            x, y = box["x"] + box["width"] * 1.5 / 10, box["y"] + box["height"] * 1.5 / 10
+            page.mouse.move(x - 5, y - 5)
+            page.mouse.move(x, y, steps=3)
+            try:
+                hover.wait_for(timeout=3000)
+            except PlaywrightTimeout:
+                continue
+            page.mouse.click(x, y)
             try:
                 shown.wait_for(timeout=8000)
                 break
