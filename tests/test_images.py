@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import time
@@ -14,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
-from core.inference.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decode_image, decode_many
+from core.inference.images import (
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    PNG_DATA_URL,
+    ImageError,
+    decode_data_url,
+    decode_image,
+    decode_many,
+)
 from core.inference.preprocess import STYLES, preprocess
 
 RNG = np.random.default_rng(0)
@@ -195,6 +204,45 @@ def test_bomb_header_refused_without_decoding():
 def test_over_our_limit_but_under_pillows_refused():
     side = int(MAX_PIXELS**0.5) + 100  # over 40 MP, under Pillow's own default limit
     assert_refused(png_header_only(side, side), "big.png", "too large")
+
+
+# --- a drawing pad's PNG data URL (app/components/sketchpad.py) ----------------------------------------------
+
+
+def data_url(png: bytes) -> str:
+    return PNG_DATA_URL + base64.b64encode(png).decode("ascii")
+
+
+def test_a_pads_png_data_url_decodes_to_its_pixels():
+    drawing = np.zeros((280, 280, 4), np.uint8)
+    drawing[..., 3] = 255
+    drawing[40:60, 30:250, :3] = 255  # a white bar on black, opaque as the pad paints it
+    assert np.array_equal(decode_data_url(data_url(encode(Image.fromarray(drawing), "PNG")), "the drawing", 280),
+                          drawing)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("data:image/jpeg;base64," + base64.b64encode(encode(noise_rgb(), "JPEG")).decode(), ["not a PNG data URL"]),
+    ("not a url at all", ["not a PNG data URL"]),
+    (PNG_DATA_URL + "%%% not base64 %%%", ["not valid base64"]),
+    (PNG_DATA_URL + "A" * ((MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4), ["too large"]),
+    (data_url(encode(noise_rgb(280, 279), "PNG")), ["280x279 pixels, expected 280x280"]),
+    (data_url(png_header_only(20_000, 20_000)), ["too large"]),
+    (data_url(b"\x89PNG\r\n\x1a\n broken"), []),
+])
+def test_a_doctored_drawing_is_refused_in_one_line(url, words):
+    with pytest.raises(ImageError) as info:
+        decode_data_url(url, "the drawing", 280)
+    message = str(info.value)
+    assert message.startswith("the drawing: ") and "\n" not in message
+    assert all(word in message for word in words), message
+
+
+def test_a_drawing_of_another_size_is_refused_from_its_header():
+    """A pad sends its own size; a bigger picture is refused from its header, before a pixel is decoded (this
+    one has no pixel data to decode)."""
+    with pytest.raises(ImageError, match="6000x6000 pixels, expected 280x280"):
+        decode_data_url(data_url(png_header_only(6000, 6000)), "the drawing", 280)
 
 
 def test_pillow_global_state_restored():

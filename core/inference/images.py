@@ -16,6 +16,8 @@ Choices:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import threading
 import warnings
@@ -30,6 +32,7 @@ MAX_PIXELS = 40_000_000  # decompression-bomb guard: width * height of the decod
 MIN_SIDE = 2  # pixels; a 1-pixel-wide image carries no shape
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # JPEG includes MPO, which some phones write
 _FORMAT_NAMES = "PNG, JPEG, WebP, BMP or GIF"
+PNG_DATA_URL = "data:image/png;base64,"  # what a browser canvas's toDataURL("image/png") starts with
 
 # Pillow's bomb limit is a module global; this lock makes our temporary change of it (and of the
 # warnings filter) one at a time, and `finally` always puts the old values back.
@@ -87,8 +90,9 @@ def _to_rgba(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode an uploaded file into an RGBA uint8 array (H, W, 4), or raise ImageError."""
+def decode_image(data: bytes, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an uploaded file into an RGBA uint8 array (H, W, 4), or raise ImageError; with `size` (width,
+    height), any other size is refused as soon as the header is read."""
     if not data:
         raise ImageError(f"{name}: empty file")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -100,6 +104,8 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         with _pixel_limit(MAX_PIXELS):  # Pillow checks the size it read from the header in open()
             img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
         _check_size(img.size, name)  # before any pixel is decoded
+        if size is not None and img.size != tuple(size):
+            raise ImageError(f"{name}: {img.size[0]}x{img.size[1]} pixels, expected {size[0]}x{size[1]}")
         img.load()  # first frame only; raises on truncated or corrupt data
         _check_size(img.size, name)  # some decoders only know the true size now
         return _to_rgba(_exif_upright(img))
@@ -116,6 +122,21 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     except Exception as exc:  # any other decoder failure is the file's fault, never a crash
         detail = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ImageError(f"{name}: damaged or truncated image ({detail})") from None
+
+
+def decode_data_url(url: str, name: str, side: int) -> np.ndarray:
+    """Decode a canvas's PNG data URL of a `side`-pixel square into RGBA uint8 (side, side, 4), or raise
+    ImageError; its length is checked before anything is decoded."""
+    if not isinstance(url, str) or not url.startswith(PNG_DATA_URL):
+        raise ImageError(f"{name}: not a PNG data URL")
+    encoded = url[len(PNG_DATA_URL):]
+    if len(encoded) > (MAX_UPLOAD_BYTES + 2) // 3 * 4:
+        raise ImageError(f"{name}: too large (over {MAX_UPLOAD_BYTES // 2**20} MiB)")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(f"{name}: not valid base64") from None
+    return decode_image(data, name, size=(side, side))
 
 
 def decode_many(files: list[tuple[str, bytes]]) -> list[tuple[str, np.ndarray | None, str | None]]:
