@@ -26,7 +26,7 @@ def test_drawing_a_seven_shows_what_the_model_reads(predict_server):
     with chromium_page() as page:
         page.goto(f"{url}/predict")
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
-        canvas = page.locator("canvas.upper-canvas").first  # Fabric's drawing layer
+        canvas = page.locator("canvas.pad-canvas").first  # the sketchpad (app/components/sketchpad.py)
         canvas.wait_for()
         box = canvas.bounding_box()
         assert box and box["width"] >= 200 and box["height"] >= 200
@@ -41,9 +41,15 @@ def test_drawing_a_seven_shows_what_the_model_reads(predict_server):
             assert value.inner_text().strip() in [str(d) for d in range(10)]
         page.get_by_text("Robustness probe").wait_for()
         assert page.get_by_text("Draw a digit on the canvas").count() == 0
-        # The canvas toolbar's bin clears the drawing; an empty canvas is not predicted.
-        canvas.hover()
-        page.get_by_role("button", name="Reset canvas & history").click()
+        # Clear empties the canvas; an empty canvas is not predicted.
+        page.get_by_role("button", name="Clear the drawing").click()
+        page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
+        assert page.get_by_test_id("stMetricValue").count() == 0
+        # Undo takes back the last stroke: a stroke, then Undo, is an empty canvas again.
+        assert page.get_by_role("button", name="Undo the last stroke").is_disabled()
+        stroke(page, box, [(60, 50), (200, 50), (110, 240)])
+        page.get_by_text("What the model sees").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Undo the last stroke").click()
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=60_000)
         assert page.get_by_test_id("stMetricValue").count() == 0
 
@@ -67,7 +73,7 @@ def test_drawing_a_seven_walking_through_every_layer_of_the_fast_net_and_opening
     assert layers[-1].split(" · ")[0].endswith("softmax")
     with chromium_page() as page:
         page.goto(f"{url}/predict")
-        canvas = page.locator("canvas.upper-canvas").first
+        canvas = page.locator("canvas.pad-canvas").first
         canvas.wait_for(timeout=60_000)
         box = canvas.bounding_box()
         stroke(page, box, [(60, 50), (200, 50), (110, 240)])  # a 7

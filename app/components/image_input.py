@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
+from app.components.sketchpad import sketchpad
 from core.inference.images import MAX_UPLOAD_BYTES
 
 THING_BY_STYLE = {"digits": "digit", "fashion": "piece of clothing"}  # what to draw, by preprocessing style
@@ -36,15 +36,11 @@ def draw_or_upload(key: str, style: str, side: int, multiple: bool, source_key: 
         with help_col:
             stroke = st.slider("Stroke width", 6, 40, 18, key=f"{key}_stroke",
                                help="MNIST strokes are about a tenth of the digit's height")
-            st.caption(f"Draw one {thing} in white on the black canvas, any size, anywhere. The toolbar above "
-                       "the canvas undoes, redoes or clears it (bin). The picture is sent each time you release "
-                       "the mouse.")
+            st.caption(f"Draw one {thing} in white on the black canvas, any size, anywhere. Undo takes back "
+                       "the last stroke, Clear empties the canvas. The picture is sent the moment you lift the "
+                       "mouse, pen or finger.")
         with canvas_col:
-            st.write("")  # room for the canvas toolbar, which floats above the canvas
-            canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
-                               height=side, width=side, drawing_mode="freedraw", return_image_data=True,
-                               key=f"{key}_canvas")
-        drawing = None if canvas is None or canvas.image_data is None else np.asarray(canvas.image_data)
+            drawing = sketchpad(side, stroke, key=f"{key}_canvas")
         return ImageInput(drawn=True, drawing=drawing)
     if multiple:
         uploads = st.file_uploader(f"Images: {FORMATS_TEXT} (one or many, {LIMIT_TEXT} each)",
