@@ -3,16 +3,18 @@
 A server (`streamlit run streamlit_app.py`, headless on 127.0.0.1, the shipped pretrained runs and an empty user
 store) and Debian's Chromium (Playwright) open the Predict page with its default MNIST models. Each round draws
 one digit with the mouse (a single stroke: eight different digits in turn), waits for the page to finish,
-then clears the canvas with its toolbar's bin. A script injected into the page takes every timestamp there
+then clears the canvas (the pad's Clear button). A script injected into the page takes every timestamp there
 (`performance.now()`): the `pointerup` that ends the stroke, then the first animation frame after the DOM
 shows every chosen model's prediction and confidence ("answer") and after every model's probability bars
 are drawn ("bars", the headline figure), and when no script runs and the robustness probe's summary, the
 last thing the page draws, is there ("page done": saliency, inside the network and the probe too).
 
 The reference, measured the same way in the same run alternately with the app, is a one-page app with the
-same canvas (same size and settings) that echoes one number with a metric and ten probability bars derived from
-the ink (the same HTML bars as the app's): the floor of a draw-to-answer round trip through this Streamlit,
-canvas and browser on this machine.
+same canvas (the app's sketchpad, same size and settings) that echoes one number with a metric and ten
+probability bars derived from the ink (the same HTML bars as the app's): the floor of a draw-to-answer round trip
+through this Streamlit, canvas and browser on this machine. A second reference, the same app on
+streamlit-drawable-canvas 0.13 (which the sketchpad replaced), shows what that canvas's 200 ms wait after each
+stroke costs, in the same run.
 
     python bench/draw_latency.py                 # 24 rounds of each (2 blocks, each after 2 warm-up rounds)
     python bench/draw_latency.py --rounds 8      # a quick check
@@ -26,6 +28,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +49,13 @@ import sys
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 sys.path.insert(0, {repo!r})
 from core.views.probability_bars import probability_bars_html
 
 st.title("Reference")
-canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
-                   drawing_mode="freedraw", return_image_data=True, key="reference_canvas")
-ink = None if canvas.image_data is None else np.asarray(canvas.image_data)[..., 0]
+{canvas}
+ink = None if drawing is None else drawing[..., 0]
 if ink is None or not ink.any():
     st.info("Draw something")
 else:
@@ -64,6 +65,28 @@ else:
     st.caption(f"{{probs.max():.0%}} sure")
     st.html(probability_bars_html(probs.tolist(), [str(i) for i in range(10)], int(np.argmax(probs))))
 '''
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """A drawing canvas as the bench meets it: the code that puts it in an app (setting `drawing`, RGBA or None),
+    the element the mouse draws on, and the button that clears it (shown when the canvas is hovered)."""
+
+    code: str
+    selector: str
+    clear: str
+
+
+PAD = Canvas("from app.components.sketchpad import sketchpad\n"
+             "drawing = sketchpad(280, 18, key=\"reference_canvas\")",
+             "canvas.pad-canvas", "Clear the drawing")
+# streamlit-drawable-canvas 0.13, which the pad replaced: it sends a stroke 200 ms after the mouse is released
+DRAWABLE = Canvas("from streamlit_drawable_canvas import st_canvas\n"
+                  "canvas = st_canvas(stroke_width=18, stroke_color=\"#FFFFFF\", background_color=\"#000000\", "
+                  "height=280, width=280, drawing_mode=\"freedraw\", return_image_data=True, "
+                  "key=\"reference_canvas\")\n"
+                  "drawing = None if canvas.image_data is None else np.asarray(canvas.image_data)",
+                  "canvas.upper-canvas", "Reset canvas & history")
 
 # Runs in the page before its own scripts. arm(n, last) starts a round expecting n models; the record then holds,
 # in ms of performance.now(), the stroke's pointerup, the frame after n predictions with confidence are in the DOM
@@ -128,8 +151,8 @@ def wait_idle(page) -> None:
     page.wait_for_timeout(300)
 
 
-def measure(browser, url: str, path: str, ready_text: str, models: int, last_text: str | None, rounds: int,
-            warmup: int) -> list[dict]:
+def measure(browser, url: str, path: str, canvas_kind: Canvas, ready_text: str, models: int,
+            last_text: str | None, rounds: int, warmup: int) -> list[dict]:
     """Draw `warmup + rounds` digits on the canvas at url/path; the records of the timed rounds. A round is done
     when the script has stopped and a caption holding `last_text` (when given) is on screen."""
     page = new_page(browser)
@@ -137,7 +160,7 @@ def measure(browser, url: str, path: str, ready_text: str, models: int, last_tex
     page.add_init_script(WATCH)
     page.goto(f"{url}/{path}")
     page.get_by_text(ready_text).first.wait_for()
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator(canvas_kind.selector).first
     canvas.wait_for()
     wait_idle(page)
     box = canvas.bounding_box()
@@ -154,7 +177,7 @@ def measure(browser, url: str, path: str, ready_text: str, models: int, last_tex
                                                                for k in ("answer", "bars", "done")}})
         wait_idle(page)
         canvas.hover()
-        page.get_by_role("button", name="Reset canvas & history").click()
+        page.get_by_role("button", name=canvas_kind.clear).click()
         page.get_by_text(ready_text).first.wait_for()
         wait_idle(page)
     page.context.close()
@@ -181,29 +204,38 @@ def main() -> int:
     load_start = os.getloadavg()[0]
     print(f"# Draw to answer in Chromium ({cpu_model()}, {os.cpu_count()} cores, Streamlit {streamlit.__version__}; "
           f"load average {load_start:.1f})", flush=True)
-    app, reference = [], []
+    app, reference, drawable = [], [], []
     per_block = max(1, args.rounds // args.blocks)
     with tempfile.TemporaryDirectory() as tmp, chromium_browser() as browser:
         env = {"MNIST_STUDIO_RUNS": str(Path(tmp) / "runs"), "MNIST_STUDIO_WARMUP": "0"}
-        script = Path(tmp) / "reference_app.py"
-        script.write_text(REFERENCE_APP.format(repo=str(REPO)))
-        with streamlit_server(env) as app_url, streamlit_server(env, script=script) as reference_url:
-            for block in range(args.blocks):  # alternate, so both see the same machine
-                reference += measure(browser, reference_url, "", "Draw something", 1, None, per_block,
+        scripts = {}
+        for name, canvas in (("pad", PAD), ("drawable", DRAWABLE)):
+            scripts[name] = Path(tmp) / f"reference_{name}.py"
+            scripts[name].write_text(REFERENCE_APP.format(repo=str(REPO), canvas=canvas.code))
+        with (streamlit_server(env) as app_url, streamlit_server(env, script=scripts["pad"]) as reference_url,
+              streamlit_server(env, script=scripts["drawable"]) as drawable_url):
+            for block in range(args.blocks):  # alternate, so all three see the same machine
+                reference += measure(browser, reference_url, "", PAD, "Draw something", 1, None, per_block,
                                      args.warmup)
-                app += measure(browser, app_url, "predict", "Draw a digit on the canvas", APP_MODELS, APP_LAST,
-                               per_block, args.warmup)
+                app += measure(browser, app_url, "predict", PAD, "Draw a digit on the canvas", APP_MODELS,
+                               APP_LAST, per_block, args.warmup)
+                drawable += measure(browser, drawable_url, "", DRAWABLE, "Draw something", 1, None, per_block,
+                                    args.warmup)
                 print(f"block {block + 1}: app bars p50 {statistics.median(r['bars'] for r in app):.0f} ms, "
-                      f"reference {statistics.median(r['bars'] for r in reference):.0f} ms", flush=True)
+                      f"reference {statistics.median(r['bars'] for r in reference):.0f} ms, "
+                      f"drawable-canvas reference {statistics.median(r['bars'] for r in drawable):.0f} ms",
+                      flush=True)
     load_end = os.getloadavg()[0]
 
     print(f"\nMouse released on the canvas to ... ({len(app)} digits each; ms, p50 / p95):")
-    print("| | app (3 MNIST models) | reference | app / reference (p50) |\n|---|---:|---:|---:|")
+    print("| | app (3 MNIST models) | reference | app / reference (p50) | reference on streamlit-drawable-canvas |\n"
+          "|---|---:|---:|---:|---:|")
     for key, label in (("answer", "predictions and confidence in the DOM"),
                        ("bars", "**probability bars drawn**"), ("done", "whole page done")):
         a50, a95 = percentiles([r[key] for r in app])
         r50, r95 = percentiles([r[key] for r in reference])
-        print(f"| {label} | {a50:.0f} / {a95:.0f} | {r50:.0f} / {r95:.0f} | {a50 / r50:.2f}x |")
+        d50, d95 = percentiles([r[key] for r in drawable])
+        print(f"| {label} | {a50:.0f} / {a95:.0f} | {r50:.0f} / {r95:.0f} | {a50 / r50:.2f}x | {d50:.0f} / {d95:.0f} |")
     b50, b95 = percentiles([r["bars"] for r in app])
     met = b50 < TARGET_P50_MS and b95 < TARGET_P95_MS
     print(f"\ntarget: bars under {TARGET_P50_MS:.0f} ms p50 and {TARGET_P95_MS:.0f} ms p95: "
@@ -212,7 +244,8 @@ def main() -> int:
     print(f"load average: {load_start:.1f} at the start, {load_end:.1f} at the end")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "load": [load_start, load_end],
-                                    "app": app, "reference": reference}, indent=1))
+                                    "app": app, "reference": reference, "drawable_reference": drawable},
+                                   indent=1))
     return 0
 
 
