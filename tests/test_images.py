@@ -221,11 +221,18 @@ def test_a_pads_png_data_url_decodes_to_its_pixels():
                           drawing)
 
 
+def test_the_largest_png_a_pad_can_send_is_within_the_bound():
+    """Random RGBA pixels do not compress: the worst PNG of a 280-pixel pad still decodes."""
+    noise = RNG.integers(0, 256, (280, 280, 4), dtype=np.uint8)
+    assert np.array_equal(decode_data_url(data_url(encode(Image.fromarray(noise), "PNG")), "the drawing", 280), noise)
+
+
 @pytest.mark.parametrize("url, words", [
     ("data:image/jpeg;base64," + base64.b64encode(encode(noise_rgb(), "JPEG")).decode(), ["not a PNG data URL"]),
     ("not a url at all", ["not a PNG data URL"]),
     (PNG_DATA_URL + "%%% not base64 %%%", ["not valid base64"]),
-    (PNG_DATA_URL + "A" * ((MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4), ["too large"]),
+    (PNG_DATA_URL + "A" * ((MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4), ["too large for a 280x280 picture"]),
+    (PNG_DATA_URL + "A" * ((2 * 280 * 280 * 4 + 65_536) // 3 * 4 + 8), ["too large for a 280x280 picture"]),
     (data_url(encode(noise_rgb(280, 279), "PNG")), ["280x279 pixels, expected 280x280"]),
     (data_url(png_header_only(20_000, 20_000)), ["too large"]),
     (data_url(b"\x89PNG\r\n\x1a\n broken"), []),

@@ -130,8 +130,11 @@ def decode_data_url(url: str, name: str, side: int) -> np.ndarray:
     if not isinstance(url, str) or not url.startswith(PNG_DATA_URL):
         raise ImageError(f"{name}: not a PNG data URL")
     encoded = url[len(PNG_DATA_URL):]
-    if len(encoded) > (MAX_UPLOAD_BYTES + 2) // 3 * 4:
-        raise ImageError(f"{name}: too large (over {MAX_UPLOAD_BYTES // 2**20} MiB)")
+    # a PNG of side x side RGBA pixels is at most about 1.01x their raw bytes (stored deflate blocks): twice that,
+    # plus room for metadata, is generous and still bounded by the picture's size
+    max_bytes = min(MAX_UPLOAD_BYTES, 2 * side * side * 4 + 65_536)
+    if len(encoded) > (max_bytes + 2) // 3 * 4:
+        raise ImageError(f"{name}: too large for a {side}x{side} picture (over {max_bytes:,} bytes)")
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
