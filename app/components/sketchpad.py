@@ -76,14 +76,14 @@ function mount(root) {
     return [(e.clientX - box.left) * canvas.width / box.width, (e.clientY - box.top) * canvas.height / box.height];
   };
   canvas.addEventListener("pointerdown", (e) => {
-    if (e.button !== 0) return;
+    if (e.button !== 0 || pad.current) return;  // one stroke at a time: a second finger is ignored
     canvas.setPointerCapture(e.pointerId);
-    pad.current = {width: pad.width, points: [at(e)]};
+    pad.current = {pointer: e.pointerId, width: pad.width, points: [at(e)]};
     drawStroke(pad.ctx, pad.current);
     e.preventDefault();
   });
   canvas.addEventListener("pointermove", (e) => {
-    if (!pad.current) return;
+    if (!pad.current || e.pointerId !== pad.current.pointer) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
     for (const ev of events.length ? events : [e]) {
       const last = pad.current.points[pad.current.points.length - 1];
@@ -92,8 +92,8 @@ function mount(root) {
       drawStroke(pad.ctx, {width: pad.current.width, points: [last, next]});
     }
   });
-  const end = () => {
-    if (!pad.current) return;
+  const end = (e) => {
+    if (!pad.current || e.pointerId !== pad.current.pointer) return;
     pad.strokes.push(pad.current);
     pad.current = null;
     send(pad);
