@@ -70,7 +70,8 @@ else:
 @dataclass(frozen=True)
 class Canvas:
     """A drawing canvas as the bench meets it: the code that puts it in an app (setting `drawing`, RGBA or None),
-    the element the mouse draws on, and the button that clears it (shown when the canvas is hovered)."""
+    the element the mouse draws on, and the button that clears it (drawable-canvas shows its toolbar only while the
+    canvas is hovered, so the bench hovers first)."""
 
     code: str
     selector: str

@@ -61,8 +61,12 @@ function repaint(pad) {
   for (const stroke of pad.strokes) drawStroke(pad.ctx, stroke);
 }
 
-function send(pad) {
+function enableButtons(pad) {
   pad.undo.disabled = pad.clear.disabled = pad.strokes.length === 0;
+}
+
+function send(pad) {
+  enableButtons(pad);
   pad.setStateValue("drawing", pad.strokes.length ? pad.canvas.toDataURL("image/png") : null);
 }
 
@@ -84,8 +88,8 @@ function mount(root) {
   });
   canvas.addEventListener("pointermove", (e) => {
     if (!pad.current || e.pointerId !== pad.current.pointer) return;
-    const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
-    for (const ev of events.length ? events : [e]) {
+    const coalesced = e.getCoalescedEvents?.() ?? [];
+    for (const ev of coalesced.length ? coalesced : [e]) {
       const last = pad.current.points[pad.current.points.length - 1];
       const next = at(ev);
       pad.current.points.push(next);
@@ -119,7 +123,7 @@ export default function (component) {
     pad.canvas.style.width = pad.canvas.style.height = `${data.side}px`;
     repaint(pad);
   }
-  pad.undo.disabled = pad.clear.disabled = pad.strokes.length === 0;
+  enableButtons(pad);
   return () => pads.delete(parentElement);
 }
 """
@@ -138,7 +142,7 @@ def sketchpad(side: int, stroke_width: int, key: str) -> np.ndarray | None:
     counts as empty."""
     result = _component()(key=key, data={"side": side, "stroke": stroke_width}, default={"drawing": None},
                           on_drawing_change=lambda: None)
-    url = result.get("drawing") if result is not None else None
+    url = result.get("drawing")
     if not url:
         return None
     try:

@@ -17,7 +17,6 @@ Choices:
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import threading
 import warnings
@@ -137,7 +136,7 @@ def decode_data_url(url: str, name: str, side: int) -> np.ndarray:
         raise ImageError(f"{name}: too large for a {side}x{side} picture (over {max_bytes:,} bytes)")
     try:
         data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error is one
         raise ImageError(f"{name}: not valid base64") from None
     return decode_image(data, name, size=(side, side))
 
